@@ -1,0 +1,138 @@
+"""The compiler driver: an ordered list of named stages.
+
+    export    torch.nn.Module -> linalg-on-tensors (torch-mlir)
+    passes    linalg + PatternPlan -> sparse_pattern IR -> reordered, grouped, compacted, lowered IR
+    finalize  MLIR bytecode for IREE (on the CPU fast path: microkernel calls become IREE custom dispatches)
+    compile   bytecode -> .vmfb (iree-compile)
+
+Each stage reads and writes fields of one PipelineState, so a caller can stop after any stage
+(`stop_after="export"`), and `dump_dir` receives each stage's IR (large constants elided). The run stage is
+`CompiledModel.run`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from .errors import ConfigError, OutputPathError
+from .fileio import atomic_write_text
+from .passes.export import export_to_linalg, module_to_bytecode, module_to_text
+from .runtime.compiler import compile_bytecode
+from .runtime.targets import Target, get_target
+
+
+@dataclass
+class PipelineState:
+    model: torch.nn.Module | torch.export.ExportedProgram
+    example_inputs: Sequence[torch.Tensor]
+    target: Target
+    plan: Any = None  # PatternPlan or None (dense)
+    passes: list[str] | None = None  # None: the default pipeline for the target
+    lowering: str = "auto"  # "microkernels" | "linalg" | "auto"
+    dump_dir: Path | None = None
+    module: Any = None  # torch_mlir.ir.Module
+    bytecode: bytes | None = None
+    vmfb: bytes | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def dump(self, name: str, text: str) -> None:
+        if self.dump_dir is not None:
+            atomic_write_text(self.dump_dir / name, text)
+
+
+def _stage_export(state: PipelineState) -> None:
+    state.module = export_to_linalg(state.model, state.example_inputs)
+    state.dump("00-export.mlir", module_to_text(state.module))
+
+
+def resolve_lowering(state: PipelineState) -> str:
+    if state.lowering == "auto":
+        return "microkernels" if state.target.is_cpu and _microkernels_available() else "linalg"
+    if state.lowering not in ("microkernels", "linalg"):
+        raise ConfigError(f"unknown lowering {state.lowering!r}; use 'microkernels', 'linalg' or 'auto'")
+    return state.lowering
+
+
+def _microkernels_available() -> bool:
+    try:
+        from .passes import lower_to_microkernels  # noqa: F401
+        from .runtime import kernels
+    except ImportError:
+        return False
+    return kernels.available()
+
+
+def _stage_passes(state: PipelineState) -> None:
+    if state.plan is None:
+        return
+    from .passes.pipeline import default_pipeline, run_passes
+
+    lowering = resolve_lowering(state)
+    names = state.passes if state.passes is not None else default_pipeline(lowering)
+    state.info["lowering"] = lowering
+    state.info["passes"] = list(names)
+    run_passes(state.module, state.plan, names, dump_dir=state.dump_dir, target=state.target)
+
+
+def _stage_finalize(state: PipelineState) -> None:
+    state.bytecode = module_to_bytecode(state.module)
+    if state.info.get("lowering") == "microkernels":
+        from .runtime.microkernel_dispatch import materialize_microkernels
+
+        state.bytecode = materialize_microkernels(state.bytecode, state.target)
+    if state.dump_dir is not None and state.info.get("lowering") == "microkernels":
+        from iree.compiler import ir as iree_ir
+
+        ctx = iree_ir.Context()
+        ctx.allow_unregistered_dialects = True
+        state.dump("90-finalize.mlir", iree_ir.Module.parse(state.bytecode, ctx).operation.get_asm(
+            large_elements_limit=16))
+
+
+def _stage_compile(state: PipelineState) -> None:
+    assert state.bytecode is not None
+    text = module_to_text(state.module) if state.module is not None else None
+    dense_best = state.plan is None or state.info.get("lowering") != "linalg"
+    state.vmfb = compile_bytecode(state.bytecode, state.target, dense_best=dense_best,
+                                  failure_dir=state.dump_dir, input_text=text)
+
+
+STAGES: list[tuple[str, Callable[[PipelineState], None]]] = [
+    ("export", _stage_export),
+    ("passes", _stage_passes),
+    ("finalize", _stage_finalize),
+    ("compile", _stage_compile),
+]
+STAGE_NAMES = [name for name, _ in STAGES]
+
+
+def run_pipeline(state: PipelineState, stop_after: str | None = None,
+                 on_stage: Callable[[str], None] | None = None) -> PipelineState:
+    if stop_after is not None and stop_after not in STAGE_NAMES:
+        raise ConfigError(f"unknown stage {stop_after!r}; stages: {', '.join(STAGE_NAMES)}")
+    if state.dump_dir is not None:
+        try:
+            state.dump_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputPathError(f"cannot create the dump folder {state.dump_dir}: {e.strerror}") from None
+    for name, stage in STAGES:
+        if on_stage:
+            on_stage(name)
+        t0 = time.perf_counter()
+        stage(state)
+        state.timings[name] = time.perf_counter() - t0
+        if name == stop_after:
+            break
+    return state
+
+
+def new_state(model: Any, example_inputs: Sequence[torch.Tensor], target: str | Target, **kw: Any) -> PipelineState:
+    dump_dir = kw.pop("dump_dir", None)
+    return PipelineState(model=model, example_inputs=list(example_inputs), target=get_target(target),
+                         dump_dir=Path(dump_dir) if dump_dir else None, **kw)

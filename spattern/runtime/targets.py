@@ -1,0 +1,104 @@
+"""Every IREE flag spattern uses lives here, because IREE renames them between releases (verified with 3.13).
+
+A Target says how to compile (backend and codegen flags), which IREE runtime driver runs the module, where that
+runtime lives (in-process Python, or `iree-run-module` under qemu for arm64), and which microkernel object (if
+any) the CPU fast path links.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import UnknownTargetError
+
+# Dense convs run about 1.7x faster in NHWC on IREE's CPU codegen (DESIGN.md, "Measured so far").
+CHANNELS_LAST_PREPROCESSING = (
+    "--iree-preprocessing-pass-pipeline=builtin.module(util.func(iree-preprocessing-convert-conv-to-channels-last))"
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str
+    compile_flags: tuple[str, ...]
+    driver: str  # IREE HAL driver: "local-task" or "vulkan"
+    runner: str  # "python": in-process iree.runtime; "qemu-aarch64": iree-run-module under qemu
+    cpu_arch: str | None = None  # "x86_64" / "aarch64" for CPU targets (selects the microkernel object)
+    dense_extra_flags: tuple[str, ...] = field(default=())  # flags that make dense convs fast on this target
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.cpu_arch is not None
+
+    def flags(self, dense_best: bool = True) -> list[str]:
+        return [*self.compile_flags, *(self.dense_extra_flags if dense_best else ())]
+
+
+_CPU = "--iree-hal-target-backends=llvm-cpu"
+_VULKAN = "--iree-hal-target-backends=vulkan-spirv"
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in [
+        Target(
+            "host",
+            "this machine's CPU (benchmarks, tests): llvm-cpu for the host's features",
+            (_CPU, "--iree-llvmcpu-target-cpu=host"),
+            driver="local-task",
+            runner="python",
+            cpu_arch="x86_64",
+            dense_extra_flags=(CHANNELS_LAST_PREPROCESSING,),
+        ),
+        Target(
+            "arm64-android",
+            "Android phones, ARM64 CPU (Cortex-A76 class, Android 14 API 34); run with iree-run-module on the phone",
+            (_CPU, "--iree-llvmcpu-target-triple=aarch64-linux-android34", "--iree-llvmcpu-target-cpu=cortex-a76"),
+            driver="local-task",
+            runner="qemu-aarch64",
+            cpu_arch="aarch64",
+            dense_extra_flags=(CHANNELS_LAST_PREPROCESSING,),
+        ),
+        Target(
+            "arm64-linux",
+            "ARM64 Linux boards (generic armv8-a); checked here under qemu",
+            (_CPU, "--iree-llvmcpu-target-triple=aarch64-unknown-linux-gnu"),
+            driver="local-task",
+            runner="qemu-aarch64",
+            cpu_arch="aarch64",
+            dense_extra_flags=(CHANNELS_LAST_PREPROCESSING,),
+        ),
+        Target(
+            "vulkan",
+            "any Vulkan 1.1 GPU (vp_android_baseline_2022 profile); the portable lowering, checked on lavapipe",
+            (_VULKAN,),
+            driver="vulkan",
+            runner="python",
+        ),
+        Target(
+            "vulkan-adreno",
+            "Qualcomm Adreno phone GPUs (tuned codegen; wrong numbers on lavapipe, run it on a phone)",
+            (_VULKAN, "--iree-vulkan-target=adreno"),
+            driver="vulkan",
+            runner="python",
+        ),
+        Target(
+            "vulkan-mali",
+            "Arm Mali (Valhall) phone GPUs (tuned codegen; wrong numbers on lavapipe, run it on a phone)",
+            (_VULKAN, "--iree-vulkan-target=valhall"),
+            driver="vulkan",
+            runner="python",
+        ),
+    ]
+}
+
+
+def get_target(name: str | Target) -> Target:
+    if isinstance(name, Target):
+        return name
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise UnknownTargetError(
+            f"unknown target {name!r}; valid targets: {', '.join(TARGETS)} (see `spattern targets`)"
+        ) from None
