@@ -3,6 +3,11 @@
 Errors from torch.export (an untraceable module) and from torch-mlir's lowering become ModelExportError that names
 the failing op or module, with torch-mlir's repro command where it gives one. The module keeps its weights as
 `dense_resource` blobs: never print it without `large_elements_limit`.
+
+Each weight blob is named after its state-dict key (`dense_resource<features.3.weight>`), so a pass can find
+the module a conv came from, and read its values from the model's state dict: the Python bindings cannot read a
+`dense_resource` blob back (`weights_by_name(model)` gives those arrays). Constants a pass creates itself should be
+DenseElementsAttr (readable with `np.array(attr)`) or resources it keeps its own arrays for.
 """
 
 from __future__ import annotations
@@ -50,6 +55,49 @@ def export_program(model: torch.nn.Module, example_inputs: Sequence[torch.Tensor
         ) from None
 
 
+def _state_names(program: torch.export.ExportedProgram) -> dict[int, str]:
+    names = {id(t): name for name, t in program.state_dict.items()}
+    names.update({id(t): name for name, t in getattr(program, "constants", {}).items() if isinstance(t, torch.Tensor)})
+    return names
+
+
+def _literal_hooks(names: dict[int, str]):
+    """FxImporter hooks that turn weights into `dense_resource` blobs without a detour through Python lists.
+
+    torch-mlir's default literal path runs `np.array(tensor.tolist())`: for VGG-16 that is 19 s and several GB
+    of Python floats. Here the blob is a view of the tensor's own memory, and it is named after the parameter
+    (e.g. `features.3.weight`), which is what lets import-patterns find a conv's plan layer by name.
+    """
+    from torch_mlir.extras.fx_importer import FxImporterHooks, create_mlir_tensor_type
+    from torch_mlir.ir import DenseResourceElementsAttr, Operation
+
+    class _Hooks(FxImporterHooks):
+        def __init__(self) -> None:
+            self._names = names
+            self._attrs: dict[int, object] = {}
+            self._keep: list[object] = []
+
+        def resolve_literal(self, gni, literal, info):
+            if not isinstance(literal, torch.Tensor) or literal.numel() <= 1:
+                return None
+            if literal.dtype not in (torch.float32, torch.float64, torch.int64, torch.int32, torch.float16):
+                return None
+            if type(literal) is not torch.Tensor and not isinstance(literal, torch.nn.Parameter):
+                return None  # fake or subclassed tensors take the default path
+            attr = self._attrs.get(id(literal))
+            if attr is None:
+                array = literal.detach().contiguous().numpy()
+                self._keep.append(array)  # the blob views this memory
+                name = self._names.get(id(literal)) or "_".join(["torch_tensor", *map(str, literal.shape)])
+                vtype = gni._cc.tensor_to_vtensor_type(literal)
+                attr = DenseResourceElementsAttr.get_from_buffer(array, name, create_mlir_tensor_type(literal))
+                self._attrs[id(literal)] = (attr, vtype)
+            attr, vtype = self._attrs[id(literal)]
+            return Operation.create(name="torch.vtensor.literal", results=[vtype], attributes={"value": attr}).result
+
+    return _Hooks()
+
+
 def export_to_linalg(model: torch.nn.Module | torch.export.ExportedProgram,
                      example_inputs: Sequence[torch.Tensor]):
     """Export and lower to linalg-on-tensors; returns a `torch_mlir.ir.Module` with one function @main."""
@@ -60,7 +108,8 @@ def export_to_linalg(model: torch.nn.Module | torch.export.ExportedProgram,
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return fx.export_and_import(program, output_type=OutputType.LINALG_ON_TENSORS, func_name=FUNC_NAME)
+            return fx.export_and_import(program, output_type=OutputType.LINALG_ON_TENSORS, func_name=FUNC_NAME,
+                                        hooks=_literal_hooks(_state_names(program)))
     except TorchMlirCompilerError as e:
         ops = sorted(set(re.findall(r"torch\.aten\.[\w.]+", str(e))))
         named = f" (unsupported: {', '.join(ops[:5])})" if ops else ""
@@ -69,6 +118,12 @@ def export_to_linalg(model: torch.nn.Module | torch.export.ExportedProgram,
         ) from None
     except Exception as e:
         raise ModelExportError(f"torch-mlir could not import the model: {_describe_trace_error(e)}") from None
+
+
+def weights_by_name(model: torch.nn.Module | torch.export.ExportedProgram):
+    """State-dict arrays by the names the export gives their `dense_resource` blobs."""
+    state = model.state_dict if isinstance(model, torch.export.ExportedProgram) else model.state_dict()
+    return {name: t.detach().cpu().numpy() for name, t in state.items()}
 
 
 def module_to_bytecode(module) -> bytes:
