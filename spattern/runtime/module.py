@@ -99,10 +99,16 @@ class CompiledModel:
         self._declaration = vm_module.lookup_function(FUNCTION).reflection.get("iree.abi.declaration", "")
 
     def signature(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
-        if self.target.runner == "python":
+        if self.target.runner == "python" and self.target.driver == "local-task":
             self._load_python()
             return parse_signature(self._declaration)
-        return parse_signature(self._external_runner().declaration())
+        # Other targets: read the metadata with the host runtime, so that checking inputs or writing a device
+        # folder needs no qemu or Vulkan driver (those are needed only to run).
+        if getattr(self, "_declaration", None) is None:
+            from .runners import module_declaration
+
+            self._declaration = module_declaration(self.vmfb)
+        return parse_signature(self._declaration)
 
     @property
     def input_specs(self) -> list[TensorSpec]:
