@@ -1,0 +1,213 @@
+/* Pattern-conv microkernel: a 3x3 convolution whose kernels each keep 4 weights in one of 56 shapes.
+ *
+ * Why it is fast (PatDNN's scheme): the loop order is tile -> chunk of <= 64 filters -> input channel -> the
+ * chunk's kernels on that channel, pre-sorted by pattern. For each channel the 9 shifted input vectors of the
+ * tile are loaded once (load redundancy elimination): each run of same-pattern kernels loads its 4 tap rows
+ * into registers and every kernel of the run reuses them, and the rows stay in L1 for the next runs; each
+ * pattern has its own loop with its 4 taps hard-coded (SPK_PATTERNS), so a kernel costs 4 FMAs per vector
+ * and no branch. Accumulators of the chunk live in a stack buffer that stays in L1.
+ *
+ * Portable C with clang vector extensions: one source for AVX-512 (16 lanes), AVX2 (8) and NEON (4); the ISA is
+ * chosen by the compile flags. Freestanding: no libc call (no memset/memcpy idioms), nothing but this symbol
+ * exported. Layout and tables: pattern_conv.h.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pattern_conv.h"
+#include "patterns.h"
+
+/* VPS: vectors per sub-tile. A run loads its pattern's 4 tap rows (4*VPS vectors) into registers once and
+ * reuses them for every kernel of the run; VPS is as large as the register file allows so that each kernel's
+ * fixed costs (4 weight broadcasts, accumulator load/store, index) are spread over 4*VPS FMAs. */
+#if defined(__AVX512F__)
+#define VW 16
+#define VPS 4 /* 32 zmm: 16 taps + 4 accumulators + 4 weights */
+#elif defined(__AVX2__)
+#define VW 8
+#define VPS 2 /* 16 ymm: 8 taps + 2 accumulators + weights */
+#elif defined(__ARM_NEON) || defined(__aarch64__)
+#define VW 4
+#define VPS 4 /* 32 q registers: 16 taps + 4 accumulators + 4 weights */
+#else
+#define VW 4
+#define VPS 1
+#endif
+#define SW (VW * VPS) /* sub-tile width in positions */
+/* Accumulator row stride: a tile plus one vector, so rows of nearby filters never sit 4 KiB apart (a load
+ * 4K-aliasing an in-flight store to another filter's row would wait for it). */
+#define ACC_STRIDE (SPK_TILE + 16)
+
+#if SPK_TILE % SW != 0
+#error "SPK_TILE must be a multiple of the sub-tile width"
+#endif
+
+typedef float vf __attribute__((vector_size(VW * 4)));
+typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));
+#define LD(p) (*(const vfu *)(p))
+#define ST(p, v) (*(vfu *)(p) = (v))
+
+#define SPK_EXPORT __attribute__((visibility("default")))
+
+typedef struct {
+  int C, F, Hp, Wp, Ho, Wo, stride, relu, nchunks, ntiles, tpg;
+  const float *w;
+  const float *bias;
+  const int32_t *fidx, *run_start, *run_pid, *run_k, *chunk_fil, *chunk_nf;
+} spk_layer;
+
+/* Accumulate one chunk's kernels on channel c into acc[f_local * SPK_TILE + pos], given the 9 tap rows. */
+static inline void spk_channel(const spk_layer *L, int chunk, int c, const float *const tp[9],
+                               float *restrict acc) {
+  const int i = chunk * L->C + c;
+  const int r0 = L->run_start[i], r1 = L->run_start[i + 1];
+  if (r0 == r1) return;
+  const int32_t *restrict fidx = L->fidx;
+  const float *restrict w = L->w;
+  for (int s = 0; s < SPK_TILE; s += SW) {
+    float *restrict as = acc + s;
+    for (int r = r0; r < r1; ++r) {
+      const int k0 = L->run_k[r], k1 = L->run_k[r + 1];
+      switch (L->run_pid[r]) {
+#define SPK_CASE(id, a, b, cc, d)                                                                    \
+  case id: {                                                                                        \
+    vf xa[VPS], xb[VPS], xc[VPS], xd[VPS];                                                          \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < VPS; ++v) {                              \
+      xa[v] = LD(tp[a] + s + v * VW);                                                               \
+      xb[v] = LD(tp[b] + s + v * VW);                                                               \
+      xc[v] = LD(tp[cc] + s + v * VW);                                                              \
+      xd[v] = LD(tp[d] + s + v * VW);                                                               \
+    }                                                                                               \
+    for (int k = k0; k < k1; ++k) {                                                                 \
+      float *ap = as + fidx[k] * ACC_STRIDE;                                                          \
+      const float *wk = w + 4 * k;                                                                  \
+      const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];                                   \
+      _Pragma("clang loop unroll(full)") for (int v = 0; v < VPS; ++v) {                            \
+        ST(ap + v * VW, LD(ap + v * VW) + xa[v] * w0 + xb[v] * w1 + xc[v] * w2 + xd[v] * w3);       \
+      }                                                                                             \
+    }                                                                                               \
+  } break;
+        SPK_PATTERNS(SPK_CASE)
+#undef SPK_CASE
+        default:
+          break;
+      }
+    }
+  }
+}
+
+static inline float spk_act(const spk_layer *L, float v) { return (L->relu && v < 0.0f) ? 0.0f : v; }
+
+/* Stride 1: tile = SPK_TILE consecutive positions of the output over the padded width (q = y * Wp + x);
+ * columns x >= Wo are computed and dropped. */
+static void spk_tile_s1(const spk_layer *L, const float *in, float *out, int chunk, int tile,
+                        float *restrict acc) {
+  const int nf = L->chunk_nf[chunk], Wp = L->Wp, plane = L->Hp * Wp;
+  const int q0 = tile * SPK_TILE;
+  for (int j = 0; j < nf * ACC_STRIDE; j += VW) ST(acc + j, (vf){0});
+  for (int c = 0; c < L->C; ++c) {
+    const float *base = in + (size_t)c * plane + q0;
+    const float *tp[9];
+    for (int t = 0; t < 9; ++t) tp[t] = base + (t / 3) * Wp + (t % 3);
+    spk_channel(L, chunk, c, tp, acc);
+  }
+  const int qend = L->Ho * Wp, q1 = q0 + SPK_TILE < qend ? q0 + SPK_TILE : qend;
+  const int relu = L->relu, Wo = L->Wo, Ho = L->Ho;
+  for (int j = 0; j < nf; ++j) {
+    const int f = L->chunk_fil[chunk * SPK_CHUNK + j];
+    const float b = L->bias[f];
+    float *restrict of = out + (size_t)f * Ho * Wo;
+    const float *restrict aj = acc + j * ACC_STRIDE - q0;
+    for (int q = q0; q < q1;) {
+      const int y = q / Wp, x = q - y * Wp;
+      if (x >= Wo) { q = (y + 1) * Wp; continue; }
+      const int e = y * Wp + Wo < q1 ? y * Wp + Wo : q1;
+      float *restrict o = of + y * Wo - y * Wp;
+      if (relu)
+        for (; q < e; ++q) o[q] = aj[q] + b > 0.0f ? aj[q] + b : 0.0f;
+      else
+        for (; q < e; ++q) o[q] = aj[q] + b;
+    }
+  }
+}
+
+/* Stride 2: tile = SPK_TILE outputs of one output row; the 9 tap rows are de-interleaved once per channel into
+ * a stack buffer, after which the channel loop is the same as for stride 1. */
+static void spk_tile_s2(const spk_layer *L, const float *in, float *out, int chunk, int tile,
+                        float *restrict acc) {
+  const int nf = L->chunk_nf[chunk], Wp = L->Wp, plane = L->Hp * Wp;
+  const int segs = (L->Wo + SPK_TILE - 1) / SPK_TILE;
+  const int y = tile / segs, x0 = (tile - y * segs) * SPK_TILE;
+  float taps[9 * SPK_TILE] __attribute__((aligned(64)));
+  const float *tp[9];
+  for (int t = 0; t < 9; ++t) tp[t] = taps + t * SPK_TILE;
+  for (int j = 0; j < nf * ACC_STRIDE; j += VW) ST(acc + j, (vf){0});
+  for (int c = 0; c < L->C; ++c) {
+    for (int dy = 0; dy < 3; ++dy) {
+      const float *row = in + (size_t)c * plane + (size_t)(2 * y + dy) * Wp + 2 * x0;
+      float *t0 = taps + (3 * dy) * SPK_TILE, *t1 = t0 + SPK_TILE, *t2 = t1 + SPK_TILE;
+      for (int j = 0; j < SPK_TILE; ++j) {
+        t0[j] = row[2 * j];
+        t1[j] = row[2 * j + 1];
+        t2[j] = row[2 * j + 2];
+      }
+    }
+    spk_channel(L, chunk, c, tp, acc);
+  }
+  const int n = L->Wo - x0 < SPK_TILE ? L->Wo - x0 : SPK_TILE;
+  for (int j = 0; j < nf; ++j) {
+    const int f = L->chunk_fil[chunk * SPK_CHUNK + j];
+    const float b = L->bias[f];
+    float *o = out + ((size_t)f * L->Ho + y) * L->Wo + x0;
+    const float *aj = acc + j * ACC_STRIDE;
+    for (int i = 0; i < n; ++i) o[i] = spk_act(L, aj[i] + b);
+  }
+}
+
+/* Entry point, one workgroup. Workgroup id = (n * ngroups + group) * nchunks + chunk. Each memref arrives as
+ * (base, aligned, offset, size, stride), as IREE passes memref<?xT> to a hal.import.static function. */
+SPK_EXPORT void spattern_pattern_conv(const float *in_b, const float *in_a, size_t in_o, size_t in_n,
+                                      size_t in_s, const float *w_b, const float *w_a, size_t w_o,
+                                      size_t w_n, size_t w_s, const int32_t *t_b, const int32_t *t_a,
+                                      size_t t_o, size_t t_n, size_t t_s, float *o_b, float *o_a, size_t o_o,
+                                      size_t o_n, size_t o_s, size_t wg) {
+  (void)in_b, (void)in_n, (void)in_s, (void)w_b, (void)w_n, (void)w_s, (void)t_b, (void)t_n, (void)t_s;
+  (void)o_b, (void)o_n, (void)o_s;
+  const int32_t *h = t_a + t_o;
+  if (h[SPK_H_MAGIC] != SPK_ABI_MAGIC || h[SPK_H_TILE] != SPK_TILE) return;
+  spk_layer L;
+  L.C = h[SPK_H_C];
+  L.F = h[SPK_H_F];
+  L.Hp = h[SPK_H_HP];
+  L.Wp = h[SPK_H_WP];
+  L.Ho = h[SPK_H_HO];
+  L.Wo = h[SPK_H_WO];
+  L.stride = h[SPK_H_STRIDE];
+  L.relu = h[SPK_H_RELU];
+  L.nchunks = h[SPK_H_NCHUNKS];
+  L.ntiles = h[SPK_H_NTILES];
+  L.tpg = h[SPK_H_TILES_PER_GROUP];
+  L.w = w_a + w_o;
+  L.bias = L.w + 4 * (size_t)h[SPK_H_K];
+  L.fidx = h + h[SPK_H_OFF_FIDX];
+  L.run_start = h + h[SPK_H_OFF_RUN_START];
+  L.run_pid = h + h[SPK_H_OFF_RUN_PID];
+  L.run_k = h + h[SPK_H_OFF_RUN_K];
+  L.chunk_fil = h + h[SPK_H_OFF_CHUNK_FIL];
+  L.chunk_nf = h + h[SPK_H_OFF_CHUNK_NF];
+  const int ngroups = h[SPK_H_NGROUPS];
+  const int chunk = (int)(wg % (size_t)L.nchunks);
+  const int rest = (int)(wg / (size_t)L.nchunks);
+  const int group = rest % ngroups, n = rest / ngroups;
+  if (n >= h[SPK_H_N]) return;
+  const float *in = in_a + in_o + (size_t)n * L.C * L.Hp * L.Wp;
+  float *out = o_a + o_o + (size_t)n * L.F * L.Ho * L.Wo;
+  float acc[SPK_CHUNK * ACC_STRIDE] __attribute__((aligned(64)));
+  const int t0 = group * L.tpg, t1 = t0 + L.tpg < L.ntiles ? t0 + L.tpg : L.ntiles;
+  for (int t = t0; t < t1; ++t) {
+    if (L.stride == 1)
+      spk_tile_s1(&L, in, out, chunk, t, acc);
+    else
+      spk_tile_s2(&L, in, out, chunk, t, acc);
+  }
+}

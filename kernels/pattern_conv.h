@@ -1,0 +1,51 @@
+/* ABI of the pattern-conv microkernel, shared with spattern/runtime/microkernel_abi.py (keep the two in step).
+ *
+ * One call computes one workgroup: one image n, one group of spatial tiles, one chunk of <= 64 filters.
+ * Buffers (each passed as an MLIR memref<?xT> descriptor: base, aligned, offset, size, stride):
+ *   in  f32 [N, C, Hp, Wp]  input, already padded (top/left by the conv's padding; bottom/right with enough
+ *                           extra zeros that whole tiles may be read past the last row)
+ *   w   f32 [4*K + F]       FKW: 4 weights per kept kernel in tap order, kernels ordered (chunk, channel,
+ *                           pattern, filter); then the bias of every filter
+ *   tab i32                 header (SPK_H_* below) followed by the index tables it points at
+ *   out f32 [N, F, Ho, Wo]
+ * Tables (offsets into tab, from the header):
+ *   fidx[K]            chunk-local filter index (0..63) of each kernel
+ *   run_start[nch*C+1] runs of (chunk, channel) i: run_start[i] .. run_start[i+1]-1
+ *   run_pid[R]         global pattern id of a run (all its kernels share it)
+ *   run_k[R+1]         kernels of run r: run_k[r] .. run_k[r+1]-1
+ *   chunk_fil[nch*64]  global filter of each chunk-local filter; chunk_nf[nch]: filters in the chunk
+ */
+#ifndef SPATTERN_PATTERN_CONV_H
+#define SPATTERN_PATTERN_CONV_H
+
+#define SPK_ABI_MAGIC 0x53504b31 /* "SPK1" */
+#define SPK_TILE 64              /* output positions per tile (flattened padded width for stride 1) */
+#define SPK_CHUNK 64             /* filters per chunk, at most */
+
+enum {
+  SPK_H_MAGIC = 0,
+  SPK_H_N,
+  SPK_H_C,
+  SPK_H_F,
+  SPK_H_HP,
+  SPK_H_WP,
+  SPK_H_HO,
+  SPK_H_WO,
+  SPK_H_STRIDE,
+  SPK_H_RELU,
+  SPK_H_NCHUNKS,
+  SPK_H_NTILES,
+  SPK_H_NGROUPS,
+  SPK_H_TILES_PER_GROUP,
+  SPK_H_K,
+  SPK_H_OFF_FIDX,
+  SPK_H_OFF_RUN_START,
+  SPK_H_OFF_RUN_PID,
+  SPK_H_OFF_RUN_K,
+  SPK_H_OFF_CHUNK_FIL,
+  SPK_H_OFF_CHUNK_NF,
+  SPK_H_TILE,
+  SPK_H_SIZE = 32
+};
+
+#endif

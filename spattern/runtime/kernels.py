@@ -1,0 +1,84 @@
+"""Finds the pattern-microkernel object for a target.
+
+Host x86-64 gets the AVX-512 object when the CPU has AVX-512F, else AVX2 (`SPATTERN_KERNEL_ISA=avx2` forces the
+AVX2 one, so tests cover both on one machine); arm64 targets (any triple or name starting with aarch64/arm64, and
+the android/arm64 target names) get the NEON object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+from spattern.errors import ToolUnavailableError, UnknownTargetError
+
+KERNEL_DIR = Path(__file__).resolve().parents[1] / "_kernels"
+SYMBOL = "spattern_pattern_conv"
+ISA_ENV = "SPATTERN_KERNEL_ISA"
+
+
+@dataclass(frozen=True)
+class KernelObject:
+    """One built object: its ISA, file, the IREE executable format it links into and its C entry point."""
+
+    isa: str
+    path: Path
+    iree_format: str  # the key of hal.executable.objects: embedded-elf-x86_64 / embedded-elf-arm_64
+    symbol: str = SYMBOL
+
+
+_FORMATS = {"x86_64_avx512": "embedded-elf-x86_64", "x86_64_avx2": "embedded-elf-x86_64",
+            "aarch64_neon": "embedded-elf-arm_64"}
+
+
+def host_has_avx512() -> bool:
+    """True when this CPU has AVX-512F (read from /proc/cpuinfo; False where that file is absent)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "avx512f" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+def isa_for_target(target: str = "host") -> str:
+    """The object's ISA name for a target: 'host', 'x86_64', an LLVM triple, or an arm64 target name."""
+    t = target.lower()
+    if t.startswith(("aarch64", "arm64")) or "android" in t or t in {"arm64-linux", "arm64-android"}:
+        return "aarch64_neon"
+    if t == "host":
+        machine = platform.machine().lower()
+        if machine in {"aarch64", "arm64"}:
+            return "aarch64_neon"
+        if machine not in {"x86_64", "amd64"}:
+            raise UnknownTargetError(f"no pattern microkernel for host CPU {machine!r} (have x86_64 and aarch64)")
+        t = "x86_64"
+    if t.startswith(("x86_64", "x86-64", "amd64")):
+        forced = os.environ.get(ISA_ENV, "").strip().lower()
+        if forced in {"avx2", "x86_64_avx2"}:
+            return "x86_64_avx2"
+        if forced in {"avx512", "x86_64_avx512"}:
+            return "x86_64_avx512"
+        if forced:
+            raise UnknownTargetError(f"{ISA_ENV}={forced!r}: use avx2 or avx512")
+        return "x86_64_avx512" if host_has_avx512() else "x86_64_avx2"
+    raise UnknownTargetError(
+        f"no pattern microkernel for target {target!r}; CPU targets are host, x86_64*, aarch64*/arm64*")
+
+
+def kernel_object(target: str = "host") -> KernelObject:
+    """The built object for a target; ToolUnavailableError (with the command to build it) when it is missing."""
+    isa = isa_for_target(target)
+    path = KERNEL_DIR / f"pattern_conv_{isa}.o"
+    manifest = KERNEL_DIR / "manifest.json"
+    if not path.is_file() or not manifest.is_file():
+        raise ToolUnavailableError(
+            f"the pattern microkernel object {path.name} is not built; run `bash scripts/setup.sh` "
+            "(needs the Debian packages clang and cmake) or `python -m spattern.runtime.build_kernels`")
+    symbol = json.loads(manifest.read_text()).get("symbol", SYMBOL)
+    return KernelObject(isa, path, _FORMATS[isa], symbol)

@@ -1,0 +1,273 @@
+"""Packs a pattern-pruned 3x3 conv into the pattern microkernel's operands (FKW weights + index tables), and
+runs the built host object through ctypes.
+
+The packer is pure numpy and mirrors kernels/pattern_conv.h exactly (header slots, table order); it is what
+`lower-to-microkernels` emits as constants, and what tests and benchmarks feed the C kernel directly, so the
+kernel's numerics can be checked against torch in milliseconds without compiling an IREE module.
+
+Order of the kept kernels (FKR + FKW): filters are dealt into chunks of <= 64 with similar kept-kernel counts
+(load balance: a chunk is one workgroup's unit of work); inside a chunk, kernels are ordered by (input channel,
+pattern, filter), so each (chunk, channel, pattern) is one run that one hard-coded loop of the kernel serves.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spattern.errors import CompileError, ConfigError, PlanError, ToolUnavailableError
+from spattern.patterns import CANDIDATES
+
+ABI_MAGIC = 0x53504B31
+TILE = 64  # SPK_TILE
+CHUNK = 64  # SPK_CHUNK
+HEADER_SIZE = 32  # SPK_H_SIZE
+# Header slots, in the order of the enum in kernels/pattern_conv.h.
+H = {name: i for i, name in enumerate(
+    "MAGIC N C F HP WP HO WO STRIDE RELU NCHUNKS NTILES NGROUPS TILES_PER_GROUP K OFF_FIDX OFF_RUN_START "
+    "OFF_RUN_PID OFF_RUN_K OFF_CHUNK_FIL OFF_CHUNK_NF TILE".split())}
+MAX_VECTOR = 16  # widest vector any object loads (AVX-512): sizes the extra zero padding
+DEFAULT_WORKGROUPS = 32  # enough workgroups per layer to balance 2-8 threads
+
+_TAPS = np.asarray(CANDIDATES, dtype=np.int64)  # [56, 4]
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Shapes of one conv call: the input [N, C, H, W] and what the kernel needs around it."""
+
+    n: int
+    c: int
+    h: int
+    w: int
+    f: int
+    stride: int
+    padding: int
+
+    @property
+    def ho(self) -> int:
+        return (self.h + 2 * self.padding - 3) // self.stride + 1
+
+    @property
+    def wo(self) -> int:
+        return (self.w + 2 * self.padding - 3) // self.stride + 1
+
+    @property
+    def wp(self) -> int:
+        return self.w + 2 * self.padding
+
+    def ntiles(self) -> int:
+        if self.stride == 1:
+            return math.ceil(self.ho * self.wp / TILE)
+        return self.ho * math.ceil(self.wo / TILE)
+
+    def pads(self) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) zeros around the input: the conv's padding, plus extra bottom rows so
+        whole tiles (and whole vectors) can be read past the last output row without a bounds check."""
+        wp = self.wp
+        if self.stride == 1:
+            last = self.ntiles() * TILE + 2 * wp + 2 + MAX_VECTOR
+        else:
+            last = (2 * (self.ho - 1) + 2) * wp + 2 * math.ceil(self.wo / TILE) * TILE + 2 + MAX_VECTOR
+        rows = max(math.ceil(last / wp), self.h + 2 * self.padding)
+        return self.padding, rows - self.h - self.padding, self.padding, self.padding
+
+    @property
+    def hp(self) -> int:
+        top, bottom, _, _ = self.pads()
+        return self.h + top + bottom
+
+
+@dataclass(frozen=True)
+class PackedConv:
+    """The microkernel's operands for one conv: f32 weights [4K + F], i32 table, and the call's geometry."""
+
+    geometry: ConvGeometry
+    weights: np.ndarray
+    table: np.ndarray
+    workgroups: int
+    relu: bool
+    kept_kernels: int
+
+    @property
+    def out_shape(self) -> tuple[int, int, int, int]:
+        g = self.geometry
+        return g.n, g.f, g.ho, g.wo
+
+    @property
+    def padded_in_shape(self) -> tuple[int, int, int, int]:
+        g = self.geometry
+        return g.n, g.c, g.hp, g.wp
+
+    def useful_macs(self) -> int:
+        """Multiply-adds the layer really needs: 4 per kept kernel per output position."""
+        g = self.geometry
+        return 4 * self.kept_kernels * g.n * g.ho * g.wo
+
+
+def chunk_filters(kept_per_filter: np.ndarray) -> list[np.ndarray]:
+    """Deals filters into ceil(F/64) chunks of at most 64 filters with similar total work (longest first into
+    the least-loaded chunk that has room), each chunk's filters in ascending order."""
+    f = len(kept_per_filter)
+    nch = max(1, math.ceil(f / CHUNK))
+    cap = math.ceil(f / nch)
+    load = np.zeros(nch, dtype=np.int64)
+    members: list[list[int]] = [[] for _ in range(nch)]
+    for fi in np.argsort(-kept_per_filter, kind="stable"):
+        open_chunks = [i for i in range(nch) if len(members[i]) < cap]
+        best = min(open_chunks, key=lambda i: (load[i], i))
+        members[best].append(int(fi))
+        load[best] += int(kept_per_filter[fi])
+    return [np.asarray(sorted(m), dtype=np.int64) for m in members]
+
+
+def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bias: np.ndarray | None,
+              input_shape: tuple[int, int, int, int], stride: int = 1, padding: int = 1, relu: bool = False,
+              workgroups: int = DEFAULT_WORKGROUPS, check_zeros: bool = True) -> PackedConv:
+    """Packs a pruned dense weight [F, C, 3, 3] with its per-kernel global pattern ids [F, C] and kept mask
+    [F, C] for an input of shape [N, C, H, W]. Weights outside a kernel's pattern must be zero (check_zeros)."""
+    weight = np.asarray(weight, dtype=np.float32)
+    if weight.ndim != 4 or weight.shape[2:] != (3, 3):
+        raise ConfigError(f"pattern conv weight must be [F, C, 3, 3], got {weight.shape}")
+    f, c = weight.shape[:2]
+    pattern_ids = np.asarray(pattern_ids, dtype=np.int64)
+    kept = np.asarray(kept, dtype=bool)
+    if pattern_ids.shape != (f, c) or kept.shape != (f, c):
+        raise PlanError(f"pattern ids {pattern_ids.shape} and kept mask {kept.shape} must both be [F, C] = {(f, c)}")
+    if stride not in (1, 2) or padding not in (0, 1):
+        raise ConfigError(f"pattern microkernels support stride 1/2 and padding 0/1, got {stride}/{padding}")
+    if len(input_shape) != 4 or input_shape[1] != c:
+        raise ConfigError(f"input shape {input_shape} must be [N, {c}, H, W]")
+    if np.any(kept & ((pattern_ids < 0) | (pattern_ids >= len(CANDIDATES)))):
+        raise PlanError("a kept kernel has a pattern id outside 0..55")
+    geo = ConvGeometry(int(input_shape[0]), c, int(input_shape[2]), int(input_shape[3]), f, stride, padding)
+    if geo.ho < 1 or geo.wo < 1:
+        raise ConfigError(f"input {input_shape} is too small for a 3x3 conv with padding {padding}")
+    flat = weight.reshape(f, c, 9)
+    if check_zeros:
+        allowed = np.zeros((f, c, 9), dtype=bool)
+        ff, cc = np.nonzero(kept)
+        allowed[ff[:, None], cc[:, None], _TAPS[pattern_ids[ff, cc]]] = True
+        if np.any(flat[~allowed] != 0):
+            raise PlanError("weights are non-zero outside their kernel's pattern (or in a removed kernel)")
+
+    chunks = chunk_filters(kept.sum(axis=1))
+    nch = len(chunks)
+    chunk_of = np.empty(f, dtype=np.int64)
+    local_of = np.empty(f, dtype=np.int64)
+    chunk_fil = np.zeros((nch, CHUNK), dtype=np.int32)
+    chunk_nf = np.zeros(nch, dtype=np.int32)
+    for i, members in enumerate(chunks):
+        chunk_of[members] = i
+        local_of[members] = np.arange(len(members))
+        chunk_fil[i, : len(members)] = members
+        chunk_nf[i] = len(members)
+
+    ff, cc = np.nonzero(kept)
+    pp = pattern_ids[ff, cc]
+    order = np.lexsort((local_of[ff], pp, cc, chunk_of[ff]))
+    ff, cc, pp = ff[order], cc[order], pp[order]
+    k = len(ff)
+    fkw = flat[ff[:, None], cc[:, None], _TAPS[pp]].astype(np.float32)  # [K, 4], taps ascending
+    group = chunk_of[ff] * c + cc  # (chunk, channel) of each kernel
+    new_run = np.ones(k, dtype=bool)
+    if k:
+        new_run[1:] = (group[1:] != group[:-1]) | (pp[1:] != pp[:-1])
+    run_first = np.nonzero(new_run)[0]
+    run_k = np.append(run_first, k).astype(np.int32)
+    run_pid = pp[run_first].astype(np.int32)
+    run_start = np.searchsorted(group[run_first], np.arange(nch * c + 1), side="left").astype(np.int32)
+
+    ntiles = geo.ntiles()
+    per_image = max(1, math.ceil(workgroups / (geo.n * nch)))
+    ngroups = min(ntiles, per_image)
+    tpg = math.ceil(ntiles / ngroups)
+    ngroups = math.ceil(ntiles / tpg)
+
+    parts = [local_of[ff].astype(np.int32), run_start, run_pid, run_k, chunk_fil.reshape(-1), chunk_nf]
+    header = np.zeros(HEADER_SIZE, dtype=np.int32)
+    offsets, pos = [], HEADER_SIZE
+    for part in parts:
+        offsets.append(pos)
+        pos += len(part)
+    values = {
+        "MAGIC": ABI_MAGIC, "N": geo.n, "C": c, "F": f, "HP": geo.hp, "WP": geo.wp, "HO": geo.ho, "WO": geo.wo,
+        "STRIDE": stride, "RELU": int(relu), "NCHUNKS": nch, "NTILES": ntiles, "NGROUPS": ngroups,
+        "TILES_PER_GROUP": tpg, "K": k, "OFF_FIDX": offsets[0], "OFF_RUN_START": offsets[1],
+        "OFF_RUN_PID": offsets[2], "OFF_RUN_K": offsets[3], "OFF_CHUNK_FIL": offsets[4],
+        "OFF_CHUNK_NF": offsets[5], "TILE": TILE,
+    }
+    for name, v in values.items():
+        header[H[name]] = v
+    table = np.concatenate([header, *[p.astype(np.int32) for p in parts]])
+    b = np.zeros(f, dtype=np.float32) if bias is None else np.asarray(bias, dtype=np.float32).reshape(f)
+    weights = np.concatenate([fkw.reshape(-1), b]).astype(np.float32)
+    return PackedConv(geo, weights, table, geo.n * nch * ngroups, bool(relu), k)
+
+
+def pad_input(x: np.ndarray, packed: PackedConv) -> np.ndarray:
+    """The input padded as the kernel reads it (what `tensor.pad` does in the lowered IR)."""
+    top, bottom, left, right = packed.geometry.pads()
+    return np.ascontiguousarray(np.pad(np.asarray(x, np.float32), ((0, 0), (0, 0), (top, bottom), (left, right))))
+
+
+_MEMREF = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t]
+
+
+class KernelLibrary:
+    """The host object linked into a throwaway shared library (clang -shared), called through ctypes."""
+
+    _cache: dict[Path, "KernelLibrary"] = {}
+
+    def __init__(self, obj: Path, symbol: str):
+        self._tmp = tempfile.TemporaryDirectory(prefix="spattern-mk-")
+        so = Path(self._tmp.name) / (obj.stem + ".so")
+        cmd = ["clang", "-shared", "-nostdlib", "-fuse-ld=lld", str(obj), "-o", str(so)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+        except FileNotFoundError as e:
+            raise ToolUnavailableError("clang is needed to load the microkernels in-process; run "
+                                       "`bash scripts/setup.sh` (Debian packages clang, lld)") from e
+        if proc.returncode != 0:
+            raise CompileError(f"linking {obj} failed: `{' '.join(cmd)}`\n{proc.stderr}")
+        self.lib = ctypes.CDLL(str(so))
+        self.fn = getattr(self.lib, symbol)
+        self.fn.argtypes = _MEMREF * 4 + [ctypes.c_size_t]
+        self.fn.restype = None
+
+    @classmethod
+    def load(cls, target: str = "host") -> "KernelLibrary":
+        from spattern.runtime.kernels import kernel_object
+
+        ko = kernel_object(target)
+        if ko.path not in cls._cache:
+            cls._cache[ko.path] = cls(ko.path, ko.symbol)
+        return cls._cache[ko.path]
+
+    def run(self, packed: PackedConv, x_padded: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Runs every workgroup in turn on one thread; x_padded from pad_input. Returns [N, F, Ho, Wo]."""
+        if x_padded.shape != packed.padded_in_shape or x_padded.dtype != np.float32:
+            raise ConfigError(f"padded input must be float32 {packed.padded_in_shape}, got {x_padded.shape}")
+        x_padded = np.ascontiguousarray(x_padded)
+        if out is None:
+            out = np.empty(packed.out_shape, dtype=np.float32)
+
+        def desc(a: np.ndarray) -> list:
+            return [a.ctypes.data, a.ctypes.data, 0, a.size, 1]
+
+        args = desc(x_padded) + desc(packed.weights) + desc(packed.table) + desc(out)
+        fn = self.fn
+        for wg in range(packed.workgroups):
+            fn(*args, wg)
+        return out
+
+
+def run_conv(packed: PackedConv, x: np.ndarray, target: str = "host") -> np.ndarray:
+    """Pads x [N, C, H, W] and runs the packed conv with the host object: the quick numerics check."""
+    return KernelLibrary.load(target).run(packed, pad_input(x, packed))

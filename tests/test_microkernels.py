@@ -1,0 +1,109 @@
+"""Numerics of the C pattern microkernels (through ctypes) against torch conv2d, for both x86 ISAs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from spattern.errors import PlanError
+from spattern.patterns import all_masks
+from spattern.runtime import kernels
+from spattern.runtime.microkernel_abi import KernelLibrary, pack_conv, pad_input
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _objects_or_skip() -> None:
+    try:
+        kernels.kernel_object("x86_64")
+    except Exception as e:  # noqa: BLE001 - any missing-build reason skips
+        pytest.skip(f"microkernels not built: {e}")
+
+
+def random_layer(rng: np.random.Generator, f: int, c: int, connectivity: float, all_patterns: bool = True):
+    """A pruned weight whose kernels use all 56 patterns (cycled, then shuffled), with a kept mask."""
+    pid = (np.arange(f * c) % 56).reshape(f, c) if all_patterns else rng.integers(0, 8, (f, c))
+    pid = rng.permuted(pid.reshape(-1)).reshape(f, c)
+    kept = rng.random((f, c)) >= connectivity
+    w = rng.standard_normal((f, c, 3, 3)).astype(np.float32) * all_masks()[pid] * kept[:, :, None, None]
+    return w, pid, kept
+
+
+def torch_ref(x, w, b, stride, padding, relu):
+    y = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w),
+                                   None if b is None else torch.from_numpy(b), stride=stride, padding=padding)
+    return (y.relu() if relu else y).numpy()
+
+
+CASES = [  # n, f, c, h, w, stride, padding, connectivity, bias, relu
+    (1, 5, 3, 9, 11, 1, 1, 0.0, True, False),
+    (2, 70, 13, 17, 15, 1, 1, 0.5, True, True),
+    (1, 64, 64, 20, 20, 1, 1, 0.0, False, False),
+    (1, 130, 9, 6, 7, 1, 0, 0.5, True, False),
+    (1, 64, 32, 20, 20, 2, 1, 0.0, True, True),
+    (2, 33, 7, 13, 16, 2, 1, 0.5, False, False),
+    (1, 17, 5, 75, 9, 2, 1, 0.0, True, False),
+]
+
+
+@pytest.mark.parametrize("isa", ["avx512", "avx2"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "n{}f{}c{}_{}x{}_s{}p{}_r{}_b{}_relu{}".format(*c))
+def test_kernel_matches_torch(monkeypatch, isa, case):
+    _objects_or_skip()
+    if isa == "avx512" and not kernels.host_has_avx512():
+        pytest.skip("this CPU has no AVX-512")
+    monkeypatch.setenv(kernels.ISA_ENV, isa)
+    n, f, c, h, wd, stride, padding, conn, has_bias, relu = case
+    rng = np.random.default_rng(hash(case) % 2**32)
+    w, pid, kept = random_layer(rng, f, c, conn)
+    b = rng.standard_normal(f).astype(np.float32) if has_bias else None
+    x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
+    packed = pack_conv(w, pid, kept, b, x.shape, stride=stride, padding=padding, relu=relu)
+    lib = KernelLibrary.load("x86_64")
+    assert lib is KernelLibrary.load("x86_64")
+    y = lib.run(packed, pad_input(x, packed))
+    ref = torch_ref(x, w, b, stride, padding, relu)
+    assert y.shape == ref.shape
+    assert np.abs(y - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max())
+
+
+def test_packing_tables_are_consistent():
+    rng = np.random.default_rng(1)
+    w, pid, kept = random_layer(rng, 150, 20, 0.5)
+    p = pack_conv(w, pid, kept, None, (1, 20, 8, 8))
+    assert p.kept_kernels == kept.sum()
+    assert p.weights.shape == (4 * kept.sum() + 150,)
+    nf = p.table[p.table[20]: p.table[20] + 3]  # chunk_nf of 3 chunks
+    assert sorted(nf.tolist()) == [50, 50, 50]
+
+
+def test_weights_outside_pattern_rejected():
+    rng = np.random.default_rng(2)
+    w, pid, kept = random_layer(rng, 4, 4, 0.0)
+    w[0, 0] = 1.0
+    with pytest.raises(PlanError):
+        pack_conv(w, pid, kept, None, (1, 4, 5, 5))
+
+
+def test_isa_selection(monkeypatch):
+    monkeypatch.setenv(kernels.ISA_ENV, "avx2")
+    assert kernels.isa_for_target("host") in {"x86_64_avx2", "aarch64_neon"}
+    assert kernels.isa_for_target("aarch64-unknown-linux-gnu") == "aarch64_neon"
+    assert kernels.isa_for_target("aarch64-linux-android34") == "aarch64_neon"
+    monkeypatch.delenv(kernels.ISA_ENV)
+    expect = "x86_64_avx512" if kernels.host_has_avx512() else "x86_64_avx2"
+    assert kernels.isa_for_target("x86_64-unknown-linux-gnu") == expect
+
+
+def test_objects_freestanding_and_pattern_header_current():
+    _objects_or_skip()
+    for isa in ("x86_64_avx512", "x86_64_avx2", "aarch64_neon"):
+        obj = kernels.KERNEL_DIR / f"pattern_conv_{isa}.o"
+        undefined = subprocess.run(["nm", "-u", str(obj)], capture_output=True, text=True).stdout.split()
+        assert undefined == [], f"{obj.name} calls outside itself: {undefined}"
+    assert subprocess.run([sys.executable, str(ROOT / "kernels" / "gen_patterns.py"), "--check"]).returncode == 0
