@@ -1,0 +1,207 @@
+"""Turns each microkernel call into an IREE custom dispatch that runs our C pattern kernel.
+
+`lower-to-microkernels` (in torch-mlir's context, where no IREE dialect exists) leaves each pattern conv as
+`func.call @spattern_mk_<n>(%padded_input, %weights, %table)` to a private declaration carrying
+`spattern.microkernel = {workgroups = ...}`. Here, in IREE's own MLIR context, each such declaration gets a body:
+flatten the operands, `flow.dispatch` a `stream.executable` whose `hal.executable.objects` names the kernel object
+for the target and whose export returns the workgroup count, then reshape the result. The body declares the C
+entry `spattern_pattern_conv` with `hal.import.static` and calls it with `stream.binding.subspan` memrefs and the
+workgroup id. The call sites are untouched; IREE inlines the bodies. The module travels as bytecode both ways:
+printed as text, VGG-16's weights alone are a gigabyte of hex.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from spattern.errors import CompileError
+from spattern.runtime.kernels import KernelObject, kernel_object
+from spattern.runtime.microkernel_abi import PackedConv
+
+MICROKERNEL_ATTR = "spattern.microkernel"
+CALLEE_PREFIX = "spattern_mk_"
+
+
+@dataclass(frozen=True)
+class MicrokernelCall:
+    """The operand/result shapes of one microkernel declaration and its workgroup count."""
+
+    name: str
+    in_shape: tuple[int, ...]
+    w_len: int
+    t_len: int
+    out_shape: tuple[int, ...]
+    workgroups: int
+
+
+def _tensor(shape: tuple[int, ...], elt: str) -> str:
+    return "tensor<" + "x".join(str(d) for d in shape) + f"x{elt}>"
+
+
+def _flat(shape: tuple[int, ...]) -> int:
+    return int(math.prod(shape))
+
+
+def declaration_text(call: MicrokernelCall) -> str:
+    """The private declaration lower-to-microkernels emits (upstream func dialect only)."""
+    return (f"func.func private @{call.name}({_tensor(call.in_shape, 'f32')}, tensor<{call.w_len}xf32>, "
+            f"tensor<{call.t_len}xi32>) -> {_tensor(call.out_shape, 'f32')} attributes "
+            f"{{{MICROKERNEL_ATTR} = {{workgroups = {call.workgroups} : i64}}}}")
+
+
+def dispatch_text(call: MicrokernelCall, obj: KernelObject) -> str:
+    """stream.executable + the function body that dispatches it, as IREE-context MLIR text."""
+    n_in, n_out = _flat(call.in_shape), _flat(call.out_shape)
+    rank_in, rank_out = len(call.in_shape), len(call.out_shape)
+    reassoc_in = "[[" + ", ".join(str(i) for i in range(rank_in)) + "]]"
+    reassoc_out = "[[" + ", ".join(str(i) for i in range(rank_out)) + "]]"
+    out_dims = ", ".join(str(d) for d in call.out_shape)
+    ex = f"{call.name}_ex"
+    path = str(obj.path).replace("\\", "\\\\").replace('"', '\\"')
+    return f"""
+stream.executable private @{ex} attributes {{
+  hal.executable.objects = #hal.executable.objects<{{
+    #hal.executable.target<"llvm-cpu", "{obj.iree_format}"> = [#hal.executable.object<{{path = "{path}"}}>]
+  }}>
+}} {{
+  stream.executable.export public @{call.name} workgroups(%n: index) -> (index, index, index) {{
+    %c1 = arith.constant 1 : index
+    stream.return %n, %c1, %c1 : index, index, index
+  }}
+  builtin.module {{
+    func.func private @{obj.symbol}(memref<?xf32>, memref<?xf32>, memref<?xi32>, memref<?xf32>, index)
+        attributes {{hal.import.static}}
+    func.func @{call.name}(%bi: !stream.binding, %bw: !stream.binding, %bt: !stream.binding,
+                            %bo: !stream.binding) {{
+      %c0 = arith.constant 0 : index
+      %mi = stream.binding.subspan %bi[%c0] : !stream.binding -> memref<{n_in}xf32>
+      %mw = stream.binding.subspan %bw[%c0] : !stream.binding -> memref<{call.w_len}xf32>
+      %mt = stream.binding.subspan %bt[%c0] : !stream.binding -> memref<{call.t_len}xi32>
+      %mo = stream.binding.subspan %bo[%c0] : !stream.binding -> memref<{n_out}xf32>
+      %di = memref.cast %mi : memref<{n_in}xf32> to memref<?xf32>
+      %dw = memref.cast %mw : memref<{call.w_len}xf32> to memref<?xf32>
+      %dt = memref.cast %mt : memref<{call.t_len}xi32> to memref<?xi32>
+      %do = memref.cast %mo : memref<{n_out}xf32> to memref<?xf32>
+      %id = stream.dispatch.workgroup.id[0] : index
+      func.call @{obj.symbol}(%di, %dw, %dt, %do, %id)
+          : (memref<?xf32>, memref<?xf32>, memref<?xi32>, memref<?xf32>, index) -> ()
+      return
+    }}
+  }}
+}}
+func.func private @{call.name}(%x: {_tensor(call.in_shape, 'f32')}, %w: tensor<{call.w_len}xf32>,
+                                %t: tensor<{call.t_len}xi32>) -> {_tensor(call.out_shape, 'f32')} {{
+  %n = arith.constant {call.workgroups} : index
+  %xf = tensor.collapse_shape %x {reassoc_in} : {_tensor(call.in_shape, 'f32')} into tensor<{n_in}xf32>
+  %yf = flow.dispatch @{ex}::@{call.name}[%n](%xf, %w, %t)
+      : (tensor<{n_in}xf32>, tensor<{call.w_len}xf32>, tensor<{call.t_len}xi32>) -> tensor<{n_out}xf32>
+  %y = tensor.expand_shape %yf {reassoc_out} output_shape [{out_dims}]
+      : tensor<{n_out}xf32> into {_tensor(call.out_shape, 'f32')}
+  return %y : {_tensor(call.out_shape, 'f32')}
+}}
+"""
+
+
+def _shape(t) -> tuple[int, ...]:
+    return tuple(int(d) for d in t.shape)
+
+
+def _calls_in(module) -> list[tuple[object, MicrokernelCall]]:
+    """(declaration op, its shapes) for every microkernel declaration at the module's top level."""
+    from iree.compiler import ir
+
+    found = []
+    for op in module.body.operations:
+        if op.operation.name != "func.func" or MICROKERNEL_ATTR not in op.attributes:
+            continue
+        fn_type = ir.FunctionType(ir.TypeAttr(op.attributes["function_type"]).value)
+        ins = [ir.RankedTensorType(t) for t in fn_type.inputs]
+        outs = [ir.RankedTensorType(t) for t in fn_type.results]
+        meta = ir.DictAttr(op.attributes[MICROKERNEL_ATTR])
+        name = ir.StringAttr(op.attributes["sym_name"]).value
+        if len(ins) != 3 or len(outs) != 1:
+            raise CompileError(f"microkernel declaration @{name} must take (input, weights, table) -> output")
+        call = MicrokernelCall(name, _shape(ins[0]), _shape(ins[1])[0], _shape(ins[2])[0], _shape(outs[0]),
+                               ir.IntegerAttr(meta["workgroups"]).value)
+        found.append((op, call))
+    return found
+
+
+def materialize_microkernels(module_bytecode: bytes, target_triple_or_name: str = "host") -> bytes:
+    """Gives every microkernel declaration in the module a body that dispatches the kernel object for the
+    target (host, x86_64*, aarch64*/arm64*); returns the module as bytecode for iree-compile. A module without
+    microkernel calls comes back unchanged."""
+    from iree.compiler import ir
+
+    ctx = ir.Context()
+    ctx.allow_unregistered_dialects = True
+    with ctx, ir.Location.unknown():
+        try:
+            module = ir.Module.parse(module_bytecode)
+        except Exception as e:  # noqa: BLE001 - MLIR raises its own error types
+            raise CompileError(f"materialize_microkernels: the module does not parse in IREE's context: {e}") from e
+        calls = _calls_in(module)
+        if not calls:
+            return module_bytecode
+        obj = kernel_object(target_triple_or_name)
+        for decl, call in calls:
+            try:
+                snippet = ir.Module.parse(dispatch_text(call, obj))
+            except Exception as e:  # noqa: BLE001
+                raise CompileError(f"building the dispatch for @{call.name} failed: {e}") from e
+            for op in list(snippet.body.operations):
+                op.operation.move_before(decl)
+            decl.operation.erase()
+        import io
+
+        buf = io.BytesIO()
+        module.operation.write_bytecode(buf)
+        return buf.getvalue()
+
+
+def _dense_hex(a: np.ndarray, elt: str) -> str:
+    return f'dense<"0x{a.astype("<" + a.dtype.str[1:]).tobytes().hex().upper()}"> : tensor<{a.size}x{elt}>'
+
+
+def single_conv_module(packed: PackedConv, name: str = "spattern_mk_0", func: str = "main") -> str:
+    """A module with one conv in the lowered (pre-IREE) form: pad the input, then call the microkernel
+    declaration with constant weights and table. Text (hex constants): for tests and per-layer benchmarks."""
+    g = packed.geometry
+    top, bottom, left, right = g.pads()
+    x_t = _tensor((g.n, g.c, g.h, g.w), "f32")
+    call = MicrokernelCall(name, packed.padded_in_shape, packed.weights.size, packed.table.size,
+                           packed.out_shape, packed.workgroups)
+    p_t = _tensor(call.in_shape, "f32")
+    o_t = _tensor(call.out_shape, "f32")
+    return f"""
+{declaration_text(call)}
+func.func @{func}(%x: {x_t}) -> {o_t} {{
+  %zero = arith.constant 0.0 : f32
+  %p = tensor.pad %x low[0, 0, {top}, {left}] high[0, 0, {bottom}, {right}] {{
+  ^bb0(%i0: index, %i1: index, %i2: index, %i3: index):
+    tensor.yield %zero : f32
+  }} : {x_t} to {p_t}
+  %w = arith.constant {_dense_hex(packed.weights, "f32")}
+  %t = arith.constant {_dense_hex(packed.table, "i32")}
+  %y = func.call @{name}(%p, %w, %t) : ({p_t}, tensor<{call.w_len}xf32>, tensor<{call.t_len}xi32>) -> {o_t}
+  return %y : {o_t}
+}}
+"""
+
+
+def text_to_bytecode(text: str) -> bytes:
+    """Parses MLIR text in IREE's context and returns bytecode (for hand-written / test modules)."""
+    import io
+
+    from iree.compiler import ir
+
+    ctx = ir.Context()
+    ctx.allow_unregistered_dialects = True
+    with ctx:
+        module = ir.Module.parse(text)
+        buf = io.BytesIO()
+        module.operation.write_bytecode(buf)
+        return buf.getvalue()
