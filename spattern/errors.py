@@ -52,3 +52,7 @@ class PatternVerifyError(SpatternError):
 class ToolUnavailableError(SpatternError):
     """A system tool or runtime that a target needs (qemu, a Vulkan driver, the aarch64 runtime) is missing.
     The message names the package to install."""
+
+
+class DatasetError(SpatternError):
+    """A dataset folder or file is missing, malformed, or not in the expected format."""

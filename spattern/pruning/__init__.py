@@ -1,0 +1,32 @@
+"""Data-free pattern + connectivity pruning (see "Pruning" in DESIGN.md).
+
+    from spattern.pruning import prune, finetune, PruneConfig, LayerRule, save_pruned, load_pruned
+    result = prune(model, torch.randn(1, 3, 32, 32), PruneConfig(default=LayerRule(connectivity=0.5)))
+    save_pruned(result, "pruned/")
+"""
+
+from __future__ import annotations
+
+from .apply import apply_plan, execution_order, plan_masks
+from .config import LayerRule, PruneConfig
+from .finetune import finetune
+from .library import project, select_library, validate_library
+from .plan import LayerPlan, PatternPlan
+from .prune import PruneResult, load_pruned, prune, save_pruned
+from .synthetic import bn_matched_inputs, gaussian_inputs
+
+
+def demo_task(task: str = "digits", model: str = "vgg_small", seed: int = 0, progress: bool = False):
+    """(trained model, test images, test labels) for the README demo; trained once (about a minute), then cached
+    under ~/.cache/spattern/models."""
+    from ..training import trained_model
+    from .. import data
+
+    net = trained_model(model, task, seed=seed, progress=progress)
+    _, (xte, yte) = data.load_task(task)
+    return net, xte, yte
+
+
+__all__ = ["prune", "finetune", "PruneResult", "PruneConfig", "LayerRule", "PatternPlan", "LayerPlan",
+           "save_pruned", "load_pruned", "apply_plan", "plan_masks", "execution_order", "select_library",
+           "validate_library", "project", "bn_matched_inputs", "gaussian_inputs", "demo_task"]
