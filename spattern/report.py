@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .errors import InputError, ModelLoadError, OutputPathError, PlanError
+from .errors import InputError, ModelLoadError, OutputPathError, PlanError, ToolUnavailableError
 
 # The figure's size is fixed so that a PNG's pixel size is known in advance (the test checks it).
 PLOT_SIZE_IN = (15.0, 4.5)
@@ -303,28 +303,51 @@ def read_peers(path: Path) -> dict[str, dict[str, float]]:
 class AccuracyPoint:
     setting: str
     accuracy: float  # top-1, percent
-    speedup: float | None  # measured speedup over the dense model, when the benchmark measured one
+    speedup: float | None  # over the dense model: measured, or the MAC limit (see `measured`)
+    measured: bool = True  # False: `speedup` is the MAC limit of the setting, not a timing
+    group: str = ""  # e.g. "vgg_small/digits": points of one group share a colour
+
+
+def _mac_limit_of(record: Mapping[str, Any]) -> float | None:
+    """Per-layer MAC limit of a pattern setting (4 of 9 taps per kept kernel): 9 / (4 (1 - connectivity))."""
+    if record.get("stage") == "dense" or record.get("setting") == "dense":
+        return 1.0
+    c = record.get("connectivity")
+    if c is None:
+        return None
+    return 9.0 / (4.0 * (1.0 - float(c)))
 
 
 def read_accuracy(path: Path) -> list[AccuracyPoint]:
-    """Accuracy records from `bench/accuracy.py`. Accepted: a JSON list of records, or an object with a
-    "results" list. A record is {"setting": str, "accuracy": float, "speedup": float (optional)}; accuracy in
-    [0, 1] is read as a fraction and turned into percent. Extra fields are ignored."""
+    """Accuracy records, from `bench/accuracy.py --out` or written by hand.
+
+    Accepted: a JSON list of records, or an object holding it under "rows" (bench/accuracy.py) or "results".
+    A record needs "accuracy" (or "acc", bench/accuracy.py's key); a value in [0, 1] is a fraction and becomes
+    percent. Its label is "setting" plus, where present, "model", "task", "stage", "inputs". Its x position is
+    "speedup" (measured over dense) when present, else the MAC limit of its "connectivity" (marked as such in
+    the plot), else it is listed but not placed. Extra fields are ignored."""
     data = _read_json(path, "accuracy results")
-    records = data.get("results") if isinstance(data, dict) else data
+    records = data if isinstance(data, list) else next(
+        (data[k] for k in ("rows", "results") if isinstance(data, dict) and isinstance(data.get(k), list)), None)
     if not isinstance(records, list):
-        raise InputError(f"{path}: expected a list of {{setting, accuracy, speedup?}} records or "
-                         "{\"results\": [...]}")
+        raise InputError(f"{path}: expected a list of {{setting, accuracy, speedup?}} records, or an object with "
+                         "them under 'rows' or 'results'")
     points = []
     for i, r in enumerate(records):
-        if not isinstance(r, dict) or "setting" not in r or "accuracy" not in r:
-            raise InputError(f"{path}: record {i} needs 'setting' and 'accuracy', got {r!r}")
+        acc_key = "accuracy" if isinstance(r, dict) and "accuracy" in r else "acc"
+        if not isinstance(r, dict) or acc_key not in r or not ({"setting", "stage"} & set(r)):
+            raise InputError(f"{path}: record {i} needs 'setting' (or 'stage') and 'accuracy', got {r!r}")
         try:
-            acc = float(r["accuracy"])
+            acc = float(r[acc_key])
             speed = None if r.get("speedup") is None else float(r["speedup"])
+            limit = _mac_limit_of(r) if speed is None else None
         except (TypeError, ValueError):
-            raise InputError(f"{path}: record {i}: accuracy and speedup must be numbers, got {r!r}") from None
-        points.append(AccuracyPoint(str(r["setting"]), acc * 100 if acc <= 1.0 else acc, speed))
+            raise InputError(f"{path}: record {i}: accuracy, speedup and connectivity must be numbers, "
+                             f"got {r!r}") from None
+        label = " ".join(str(r[k]) for k in ("stage", "setting", "inputs") if r.get(k) not in (None, ""))
+        group = "/".join(str(r[k]) for k in ("model", "task") if r.get(k))
+        points.append(AccuracyPoint(label, acc * 100 if acc <= 1.0 else acc, speed if speed is not None else limit,
+                                    measured=speed is not None, group=group))
     return points
 
 
@@ -344,8 +367,11 @@ def speedups_vs_peers(peers: Mapping[str, Mapping[str, float]]) -> dict[str, tup
 def plot(out: Path, rows: Sequence[LayerRow] | None = None, peers: Mapping[str, Mapping[str, float]] | None = None,
          accuracy: Sequence[AccuracyPoint] | None = None, title: str | None = None) -> Path:
     """Write the three-panel PNG (PLOT_SIZE_PX pixels); a panel without data says what to pass."""
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:
+        raise ToolUnavailableError("--plot needs matplotlib: pip install matplotlib (or pip install -e .[bench])") \
+            from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -415,15 +441,23 @@ def _panel_accuracy(ax: Any, points: Sequence[AccuracyPoint] | None) -> None:
     placed = [p for p in (points or []) if p.speedup is not None]
     if not placed:
         hint = "no accuracy results\n(bench/accuracy.py, then --accuracy r.json)" if not points else \
-            "accuracy records carry no 'speedup'"
+            "accuracy records carry no 'speedup' or 'connectivity'"
         _empty(ax, "accuracy vs speed", hint)
         return
-    ax.scatter([p.speedup for p in placed], [p.accuracy for p in placed])
+    groups = sorted({p.group for p in placed})
+    for g in groups:
+        for measured, marker in ((True, "o"), (False, "x")):
+            sel = [p for p in placed if p.group == g and p.measured == measured]
+            if sel:
+                ax.scatter([p.speedup for p in sel], [p.accuracy for p in sel], marker=marker,
+                           label=f"{g or 'results'}" + ("" if measured else " (x = MAC limit)"))
     for p in placed:
-        ax.annotate(p.setting, (p.speedup, p.accuracy), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("speedup over dense")
+        ax.annotate(p.setting, (p.speedup, p.accuracy), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    any_limit = any(not p.measured for p in placed)
+    ax.set_xlabel("speedup over dense" + (" (x: MAC limit, not measured)" if any_limit else ""))
     ax.set_ylabel("top-1 (%)")
     ax.set_title("accuracy vs speed across pruning settings")
+    ax.legend(fontsize=6)
 
 
 # --- the CLI command ---------------------------------------------------------------------------------------------

@@ -118,7 +118,7 @@ def test_plot_png_size(tmp_path, pruned, tiny):
     acc = tmp_path / "acc.json"
     acc.write_text(json.dumps([{"setting": "r=0", "accuracy": 0.9, "speedup": 2.0},
                                {"setting": "r=0.5", "accuracy": 85.0, "speedup": 3.5},
-                               {"setting": "dense", "accuracy": 0.95}]))
+                               {"setting": "no speed", "accuracy": 0.95}]))
     out = tmp_path / "out.png"
     report.report_command(plot_path=out, peers=peers, accuracy=acc, time_repeat=0, console=_quiet(),
                           **_tiny_model_args(tmp_path, pruned))
@@ -165,6 +165,25 @@ def test_report_command_with_plan(tmp_path):
     assert sum(r.mode == "pattern" for r in rows) == len(res.plan.layers) > 0
 
 
+def test_accuracy_py_rows(tmp_path):
+    """bench/accuracy.py writes {"rows": [{model, task, stage, setting, connectivity, acc, ...}]}: no speedup,
+    so points sit at the MAC limit of their connectivity and say so."""
+    path = tmp_path / "acc.json"
+    path.write_text(json.dumps({"args": {}, "rows": [
+        {"model": "vgg_small", "task": "digits", "stage": "dense", "acc": 0.994, "dense": 0.994},
+        {"model": "vgg_small", "task": "digits", "stage": "admm", "setting": "patterns", "inputs": "bn",
+         "connectivity": 0.0, "acc": 0.99},
+        {"model": "vgg_small", "task": "digits", "stage": "admm", "setting": "conn0.5", "inputs": "bn",
+         "connectivity": 0.5, "acc": 0.986}]}))
+    points = report.read_accuracy(path)
+    assert [p.setting for p in points] == ["dense", "admm patterns bn", "admm conn0.5 bn"]
+    assert [p.speedup for p in points] == [1.0, 2.25, 4.5] and not any(p.measured for p in points)
+    assert points[2].accuracy == pytest.approx(98.6) and points[0].group == "vgg_small/digits"
+    out = tmp_path / "acc.png"
+    report.plot(out, None, None, points)
+    assert png_size(out) == report.PLOT_SIZE_PX
+
+
 def test_bad_inputs(tmp_path, tiny, pruned):
     model, x = tiny
     with pytest.raises(InputError):
@@ -183,6 +202,9 @@ def test_bad_inputs(tmp_path, tiny, pruned):
     bad.write_text(json.dumps({"models": []}))
     with pytest.raises(InputError):
         report.read_peers(bad)
+    bad.write_text(json.dumps([{"setting": "x", "connectivity": "half", "acc": 0.5}]))
+    with pytest.raises(InputError):
+        report.read_accuracy(bad)
     bad.write_text(json.dumps([{"setting": "x"}]))
     with pytest.raises(InputError):
         report.read_accuracy(bad)
