@@ -20,7 +20,7 @@ out = Console()
 
 def _parse_shape(text: str) -> tuple[int, ...]:
     try:
-        shape = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+        shape = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise InputError(f"--input-shape must be comma-separated integers like 1,3,224,224, got {text!r}") from None
     if not shape or any(d <= 0 for d in shape):
@@ -134,7 +134,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except SpatternError as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         console.print("aborted")
