@@ -1,0 +1,75 @@
+"""What every pass shares: the context it runs in and small IR helpers (constants, op walks, use lists)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from torch_mlir import ir
+
+from ..pruning.plan import PatternPlan
+
+
+@dataclass
+class PassContext:
+    """What a pass may read besides the module: the plan (import-patterns needs it) and what passes report
+    (per-pass statistics, printed by spattern-opt --stats and collected by the pipeline)."""
+
+    plan: PatternPlan | None = None
+    stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class Pass(Protocol):
+    name: str
+
+    def run(self, module: ir.Module, ctx: PassContext) -> None: ...
+
+
+def ops_named(module: ir.Module, name: str) -> list[ir.Operation]:
+    """Every op called `name`, in program order."""
+    found: list[ir.Operation] = []
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name == name:
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return found
+
+
+def as_op(owner: Any) -> ir.Operation | None:
+    if isinstance(owner, ir.OpView):
+        return owner.operation
+    if isinstance(owner, ir.Operation):
+        return owner
+    return None
+
+
+def users(value: ir.Value) -> list[ir.Operation]:
+    return [as_op(use.owner) for use in value.uses]  # type: ignore[misc]
+
+
+def f32_constant(values: np.ndarray) -> ir.Value:
+    """An arith.constant holding `values` as a DenseElementsAttr (readable back with np.array), at the current
+    insertion point."""
+    values = np.ascontiguousarray(np.asarray(values, dtype=np.float32))
+    attr = ir.DenseElementsAttr.get(values, type=ir.F32Type.get())
+    return ir.Operation.create("arith.constant", results=[attr.type], attributes={"value": attr}).results[0]
+
+
+def erase_dead(module: ir.Module) -> int:
+    """Erase pure ops (constants, tensor reshapes/pads, elementwise generics) whose results are unused, until none
+    is left; returns how many."""
+    removable = {"arith.constant", "tensor.pad", "tensor.empty", "tensor.expand_shape", "tensor.collapse_shape",
+                 "linalg.broadcast", "linalg.fill", "linalg.generic", "linalg.conv_2d_nchw_fchw"}
+    erased = 0
+    while True:
+        dead = [op for name in removable for op in ops_named(module, name)
+                if all(len(list(r.uses)) == 0 for r in op.results)]
+        if not dead:
+            return erased
+        for op in dead:
+            op.erase()
+        erased += len(dead)
