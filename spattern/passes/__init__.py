@@ -1,0 +1,1 @@
+"""The passes over sparse_pattern IR (one module each) and the pipeline runner (pipeline.py)."""

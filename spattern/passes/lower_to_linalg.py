@@ -115,13 +115,13 @@ class LowerToLinalg:
             if plan.order is not None:
                 k = len(plan.order)
                 idx = ", ".join(str(int(v)) for v in plan.order)
-                emit(f"%idx{g} = arith.constant dense<[{idx}]> : {_t((k,), 'index')}")
+                emit(f"%idx{g} = arith.constant dense<[{idx}]> : {_t((k,), 'i32')}")
                 emit(f"%ge{g} = tensor.empty() : {_t((1, k, hp, wp))}")
                 emit(f"%gat{g} = linalg.generic {{indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d1)>, "
                      f"affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = [\"parallel\", "
-                     f"\"parallel\", \"parallel\", \"parallel\"]}} ins(%idx{g} : {_t((k,), 'index')}) "
+                     f"\"parallel\", \"parallel\", \"parallel\"]}} ins(%idx{g} : {_t((k,), 'i32')}) "
                      f"outs(%ge{g} : {_t((1, k, hp, wp))}) {{\n"
-                     f"^bb0(%ch: index, %o: f32):\n  %d0 = linalg.index 0 : index\n"
+                     f"^bb0(%chi: i32, %o: f32):\n  %ch = arith.index_cast %chi : i32 to index\n  %d0 = linalg.index 0 : index\n"
                      f"  %d2 = linalg.index 2 : index\n  %d3 = linalg.index 3 : index\n"
                      f"  %v = tensor.extract {x_src}[%d0, %ch, %d2, %d3] : {x_type}\n  linalg.yield %v : f32\n"
                      f"}} -> {_t((1, k, hp, wp))}")

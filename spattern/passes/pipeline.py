@@ -1,0 +1,125 @@
+"""The pass registry and the pipeline runner: names -> passes, the default pipelines, and `run_passes`, which
+verifies after every pass, writes `NN-<pass>.mlir` dumps (large constants elided) and turns any failure into a
+CompileError that names the pass, the file holding the IR it failed on and the spattern-opt command that
+reproduces it."""
+
+from __future__ import annotations
+
+import importlib
+import shlex
+import sys
+from pathlib import Path
+from typing import Callable
+
+from torch_mlir import ir
+
+from ..dialect.sparse_pattern import verify_module
+from ..errors import CompileError, PlanError, SpatternError
+from ..fileio import atomic_write_text
+from ..pruning.plan import PatternPlan
+from .base import Pass, PassContext
+from .compact_weights import CompactWeights
+from .filter_kernel_reorder import FilterKernelReorder
+from .group_patterns import GroupPatterns
+from .import_patterns import ImportPatterns
+from .lower_to_linalg import LowerToLinalg
+from .reuse_loads import ReuseLoads
+
+DUMP_ELEMENTS_LIMIT = 16
+
+PASSES: dict[str, Callable[[], Pass]] = {
+    ImportPatterns.name: ImportPatterns,
+    FilterKernelReorder.name: FilterKernelReorder,
+    GroupPatterns.name: GroupPatterns,
+    CompactWeights.name: CompactWeights,
+    ReuseLoads.name: ReuseLoads,
+    LowerToLinalg.name: LowerToLinalg,
+}
+
+
+def _register_microkernels() -> None:
+    """lower-to-microkernels lives in its own module (the microkernel room); registered when present."""
+    if "lower-to-microkernels" in PASSES:
+        return
+    if not (Path(__file__).parent / "lower_to_microkernels.py").exists():
+        return
+    module = importlib.import_module(".lower_to_microkernels", __package__)
+    cls = next((v for v in vars(module).values()
+                if isinstance(v, type) and getattr(v, "name", None) == "lower-to-microkernels"), None)
+    if cls is not None:
+        PASSES["lower-to-microkernels"] = cls
+
+
+OPTIMIZE = ["import-patterns", "filter-kernel-reorder", "group-patterns", "compact-weights", "reuse-loads"]
+
+
+def default_pipeline(path: str = "linalg") -> list[str]:
+    """The pass names of one path: "linalg" (portable) or "microkernels" (CPU)."""
+    if path == "linalg":
+        return [*OPTIMIZE, "lower-to-linalg"]
+    if path == "microkernels":
+        return [*OPTIMIZE, "lower-to-microkernels"]
+    raise CompileError(f"unknown lowering path {path!r}; use 'linalg' or 'microkernels'")
+
+
+def make_pass(name: str) -> Pass:
+    _register_microkernels()
+    if name not in PASSES:
+        raise CompileError(f"unknown pass {name!r}; known: {', '.join(PASSES)}")
+    return PASSES[name]()
+
+
+def print_ir(module: ir.Module) -> str:
+    """Module text with large constants elided (weights never travel as text)."""
+    return module.operation.get_asm(large_elements_limit=DUMP_ELEMENTS_LIMIT, large_resource_limit=DUMP_ELEMENTS_LIMIT)
+
+
+def _repro_command(failing: Path, pass_name: str, plan_path: Path | None) -> str:
+    cmd = [sys.executable, "-m", "spattern.opt", f"--pass-pipeline={pass_name}"]
+    if plan_path is not None:
+        cmd += ["--plan", str(plan_path)]
+    return shlex.join([*cmd, str(failing)])
+
+
+def run_passes(module: ir.Module, plan: PatternPlan | None, pass_names: list[str],
+               dump_dir: str | Path | None = None, ctx: PassContext | None = None) -> PassContext:
+    """Run the named passes in order on `module` (in place); returns the context with each pass's stats.
+    A pass raising PlanError/PatternVerifyError propagates as is (the user's input is wrong); any other failure
+    becomes a CompileError whose message names the IR file (bytecode, so weights survive) and the command."""
+    ctx = ctx or PassContext(plan=plan)
+    ctx.plan = plan if plan is not None else ctx.plan
+    dump = Path(dump_dir) if dump_dir is not None else None
+    if dump is not None:
+        dump.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(dump / "00-input.mlir", print_ir(module))
+    for i, name in enumerate(pass_names, start=1):
+        p = make_pass(name)
+        try:
+            p.run(module, ctx)
+            verify_module(module)
+        except PlanError:
+            raise
+        except (SpatternError, ir.MLIRError, ValueError, IndexError, KeyError, TypeError) as e:
+            raise _failure(module, ctx, name, dump, e) from e
+        if dump is not None:
+            atomic_write_text(dump / f"{i:02d}-{name}.mlir", print_ir(module))
+    return ctx
+
+
+def _failure(module: ir.Module, ctx: PassContext, name: str, dump: Path | None, err: Exception) -> CompileError:
+    import tempfile
+
+    folder = dump if dump is not None else Path(tempfile.mkdtemp(prefix="spattern-fail-"))
+    failing = folder / f"failed-{name}.mlirbc"
+    plan_path = None
+    try:
+        with open(failing, "wb") as f:
+            module.operation.write_bytecode(f)
+        if ctx.plan is not None:
+            plan_path = ctx.plan.save(folder)
+    except (OSError, ir.MLIRError):
+        pass
+    cmd = _repro_command(failing, name, plan_path)
+    print(f"spattern: pass {name} failed; reproduce with:\n  {cmd}", file=sys.stderr)
+    return CompileError(f"pass {name} failed: {type(err).__name__}: {err}\n  IR before the failure (bytecode, "
+                        f"partly rewritten if the pass stopped midway): {failing}\n  reproduce: {cmd}")
