@@ -69,6 +69,7 @@ ENGINES = DENSE_ENGINES + SPATTERN_ENGINES
 OURS = ["iree", *SPATTERN_ENGINES]  # rows of the ratio table: what we ship, dense and pruned
 LITERT_DIR = Path(os.environ.get("SPATTERN_LITERT_DIR", REPO / ".cache" / "bench-litert"))
 NUMERICS_TOL = 1e-3  # max abs error / max |reference|
+SLOW_CALL_S = 0.5  # an engine slower than this per call is called once per round (the round count is the same)
 
 
 class Skip(Exception):
@@ -81,6 +82,7 @@ class Runner:
     reference: np.ndarray  # torch's output for the model this engine runs
     note: str = ""
     mac_limit: float | None = None
+    reps: int = 0  # calls per round; set from the warm call time (slow engines: 1)
 
 
 @dataclass
@@ -97,6 +99,7 @@ class EngineResult:
     rel_err: float | None = None
     numerics_ok: bool | None = None
     mac_limit: float | None = None
+    calls_per_round: int | None = None
 
 
 @dataclass
@@ -284,6 +287,7 @@ def prepare(names: list[str], model, x, s: Settings, log: Callable[[str], None]
             res.status, res.reason = "skipped", f"{call_s:.1f} s per call (> --max-call-s {s.max_call_s})"
             log(f"  {name}: skipped ({res.reason})")
         else:
+            r.reps = res.calls_per_round = 1 if call_s > SLOW_CALL_S else s.reps
             runners[name] = r
             log(f"  {name}: ready in {res.setup_s:.1f}s, rel err {rel:.1e}")
         results[name] = res
@@ -291,7 +295,8 @@ def prepare(names: list[str], model, x, s: Settings, log: Callable[[str], None]
 
 
 def measure(runners: dict[str, Runner], results: dict[str, EngineResult], s: Settings) -> None:
-    """Alternating rounds: the engine order rotates each round; one sample = median of `reps` calls."""
+    """Alternating rounds: the engine order rotates each round; one sample = median of `reps` calls (1 call for
+    engines slower than SLOW_CALL_S, so that untuned TVM does not hog a shared machine)."""
     names = list(runners)
     for rnd in range(s.rounds):
         k = rnd % max(len(names), 1)
@@ -299,7 +304,7 @@ def measure(runners: dict[str, Runner], results: dict[str, EngineResult], s: Set
             time.sleep(s.pause_s)
             call = runners[name].call
             ts = []
-            for _ in range(s.reps):
+            for _ in range(runners[name].reps or s.reps):
                 t0 = time.perf_counter()
                 call()
                 ts.append(time.perf_counter() - t0)
@@ -359,8 +364,8 @@ def print_tables(entries: list[dict[str, Any]], s: Settings, console) -> None:
 
     for e in entries:
         load = e.get("load_average") or (0.0, 0.0)
-        t = Table(title=f"{e['model']} 224x224, batch 1, {s.threads} threads, {s.rounds} rounds x {s.reps} calls ({e['gmacs']:.2f} GMAC; "
-                        f"load average {load[0]:.1f}..{load[1]:.1f} on {os.cpu_count()} cores)")
+        t = Table(title=f"{e['model']} 224x224, batch 1, {s.threads} threads, {s.rounds} rounds x {s.reps} calls "
+                        f"({e['gmacs']:.2f} GMAC; load average {load[0]:.1f}..{load[1]:.1f} on {os.cpu_count()} cores)")
         for col in ("engine", "median", "spread (min..max of rounds)", "rel err vs torch", "note / reason"):
             t.add_column(col)
         for name, r in e["engines"].items():
