@@ -22,7 +22,7 @@
  * fixed costs (4 weight broadcasts, accumulator load/store, index) are spread over 4*VPS FMAs. */
 #if defined(__AVX512F__)
 #define VW 16
-#define VPS 4 /* 32 zmm: 16 taps + 4 accumulators + 4 weights */
+#define VPS 6 /* 32 zmm: 24 taps + 4 broadcast weights + 1-2 accumulators (one vector at a time) */
 #elif defined(__AVX2__)
 #define VW 8
 #define VPS 2 /* 16 ymm: 8 taps + 2 accumulators + weights */
@@ -34,6 +34,9 @@
 #define VPS 1
 #endif
 #define SW (VW * VPS) /* sub-tile width in positions */
+/* Software prefetch of the input rows this many channels ahead (a channel's tap loads would otherwise stall
+ * its first kernels: the out-of-order window never reaches the next channel's loads). */
+#define SPK_PF_AHEAD 2
 /* Accumulator row stride: a tile plus one vector, so rows of nearby filters never sit 4 KiB apart (a load
  * 4K-aliasing an in-flight store to another filter's row would wait for it). */
 #define ACC_STRIDE (SPK_TILE + 16)
@@ -96,7 +99,30 @@ static inline void spk_channel(const spk_layer *L, int chunk, int c, const float
   }
 }
 
-static inline float spk_act(const spk_layer *L, float v) { return (L->relu && v < 0.0f) ? 0.0f : v; }
+typedef int32_t vi __attribute__((vector_size(VW * 4)));
+
+static inline vf spk_vact(vf v, vf b, int relu) {
+  v += b;
+  if (relu) v = (vf)((vi)v & (vi)(v > (vf){0}));
+  return v;
+}
+
+/* dst[0..n) = act(src[0..n) + b): whole vectors, then one vector overlapping the last (same values written
+ * twice) when n >= VW, else scalars. */
+static inline void spk_store(float *restrict dst, const float *restrict src, int n, float b, int relu) {
+  const vf bv = b - (vf){0};
+  int i = 0;
+  for (; i + VW <= n; i += VW) ST(dst + i, spk_vact(LD(src + i), bv, relu));
+  if (i == n) return;
+  if (n >= VW) {
+    ST(dst + n - VW, spk_vact(LD(src + n - VW), bv, relu));
+    return;
+  }
+  for (; i < n; ++i) {
+    const float v = src[i] + b;
+    dst[i] = (relu && v < 0.0f) ? 0.0f : v;
+  }
+}
 
 /* Stride 1: tile = SPK_TILE consecutive positions of the output over the padded width (q = y * Wp + x);
  * columns x >= Wo are computed and dropped. */
@@ -109,58 +135,62 @@ static void spk_tile_s1(const spk_layer *L, const float *in, float *out, int chu
     const float *base = in + (size_t)c * plane + q0;
     const float *tp[9];
     for (int t = 0; t < 9; ++t) tp[t] = base + (t / 3) * Wp + (t % 3);
+    if (c + SPK_PF_AHEAD < L->C) {
+      const char *nb = (const char *)(base + (size_t)SPK_PF_AHEAD * plane);
+      for (int dy = 0; dy < 3; ++dy)
+        for (int b = 0; b < (SPK_TILE + 2) * 4 + 63; b += 64) __builtin_prefetch(nb + dy * Wp * 4 + b, 0, 3);
+    }
     spk_channel(L, chunk, c, tp, acc);
   }
+  /* Row segments of the tile that are real outputs (x < Wo): acc offset, output offset, length. */
   const int qend = L->Ho * Wp, q1 = q0 + SPK_TILE < qend ? q0 + SPK_TILE : qend;
   const int relu = L->relu, Wo = L->Wo, Ho = L->Ho;
+  int sa[SPK_TILE], so[SPK_TILE], sn[SPK_TILE], ns = 0;
+  for (int q = q0; q < q1;) {
+    const int y = q / Wp, x = q - y * Wp;
+    if (x >= Wo) { q = (y + 1) * Wp; continue; }
+    const int e = y * Wp + Wo < q1 ? y * Wp + Wo : q1;
+    sa[ns] = q - q0, so[ns] = y * Wo + x, sn[ns] = e - q, ++ns;
+    q = e;
+  }
   for (int j = 0; j < nf; ++j) {
     const int f = L->chunk_fil[chunk * SPK_CHUNK + j];
     const float b = L->bias[f];
-    float *restrict of = out + (size_t)f * Ho * Wo;
-    const float *restrict aj = acc + j * ACC_STRIDE - q0;
-    for (int q = q0; q < q1;) {
-      const int y = q / Wp, x = q - y * Wp;
-      if (x >= Wo) { q = (y + 1) * Wp; continue; }
-      const int e = y * Wp + Wo < q1 ? y * Wp + Wo : q1;
-      float *restrict o = of + y * Wo - y * Wp;
-      if (relu)
-        for (; q < e; ++q) o[q] = aj[q] + b > 0.0f ? aj[q] + b : 0.0f;
-      else
-        for (; q < e; ++q) o[q] = aj[q] + b;
-    }
+    float *of = out + (size_t)f * Ho * Wo;
+    const float *aj = acc + j * ACC_STRIDE;
+    for (int i = 0; i < ns; ++i) spk_store(of + so[i], aj + sa[i], sn[i], b, relu);
   }
 }
 
-/* Stride 2: tile = SPK_TILE outputs of one output row; the 9 tap rows are de-interleaved once per channel into
- * a stack buffer, after which the channel loop is the same as for stride 1. */
+/* Stride 2: tile = SPK_TILE consecutive outputs of the flattened [Ho, Wo] output; the 9 taps are gathered
+ * once per channel into a stack buffer, after which the channel loop is the same as for stride 1, and the
+ * write-out is one contiguous run per filter. */
 static void spk_tile_s2(const spk_layer *L, const float *in, float *out, int chunk, int tile,
                         float *restrict acc) {
-  const int nf = L->chunk_nf[chunk], Wp = L->Wp, plane = L->Hp * Wp;
-  const int segs = (L->Wo + SPK_TILE - 1) / SPK_TILE;
-  const int y = tile / segs, x0 = (tile - y * segs) * SPK_TILE;
+  const int nf = L->chunk_nf[chunk], Wp = L->Wp, plane = L->Hp * Wp, Wo = L->Wo, HW = L->Ho * L->Wo;
+  const int q0 = tile * SPK_TILE, n = HW - q0 < SPK_TILE ? HW - q0 : SPK_TILE;
   float taps[9 * SPK_TILE] __attribute__((aligned(64)));
+  int off[SPK_TILE];
+  for (int j = 0; j < SPK_TILE; ++j) {
+    const int q = j < n ? q0 + j : q0, y = q / Wo, x = q - y * Wo;
+    off[j] = 2 * y * Wp + 2 * x;
+  }
   const float *tp[9];
   for (int t = 0; t < 9; ++t) tp[t] = taps + t * SPK_TILE;
   for (int j = 0; j < nf * ACC_STRIDE; j += VW) ST(acc + j, (vf){0});
   for (int c = 0; c < L->C; ++c) {
-    for (int dy = 0; dy < 3; ++dy) {
-      const float *row = in + (size_t)c * plane + (size_t)(2 * y + dy) * Wp + 2 * x0;
-      float *t0 = taps + (3 * dy) * SPK_TILE, *t1 = t0 + SPK_TILE, *t2 = t1 + SPK_TILE;
-      for (int j = 0; j < SPK_TILE; ++j) {
-        t0[j] = row[2 * j];
-        t1[j] = row[2 * j + 1];
-        t2[j] = row[2 * j + 2];
-      }
+    const float *base = in + (size_t)c * plane;
+    for (int t = 0; t < 9; ++t) {
+      const float *src = base + (t / 3) * Wp + (t % 3);
+      float *dst = taps + t * SPK_TILE;
+      for (int j = 0; j < SPK_TILE; ++j) dst[j] = src[off[j]];
     }
     spk_channel(L, chunk, c, tp, acc);
   }
-  const int n = L->Wo - x0 < SPK_TILE ? L->Wo - x0 : SPK_TILE;
+  const int relu = L->relu;
   for (int j = 0; j < nf; ++j) {
     const int f = L->chunk_fil[chunk * SPK_CHUNK + j];
-    const float b = L->bias[f];
-    float *o = out + ((size_t)f * L->Ho + y) * L->Wo + x0;
-    const float *aj = acc + j * ACC_STRIDE;
-    for (int i = 0; i < n; ++i) o[i] = spk_act(L, aj[i] + b);
+    spk_store(out + (size_t)f * HW + q0, acc + j * ACC_STRIDE, n, L->bias[f], relu);
   }
 }
 

@@ -19,7 +19,8 @@
 #define SPATTERN_PATTERN_CONV_H
 
 #define SPK_ABI_MAGIC 0x53504b31 /* "SPK1" */
-#define SPK_TILE 64              /* output positions per tile (flattened padded width for stride 1) */
+#define SPK_TILE 96              /* output positions per tile (stride 1: flattened padded width; stride 2:
+                                    flattened output) */
 #define SPK_CHUNK 64             /* filters per chunk, at most */
 
 enum {

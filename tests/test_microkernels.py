@@ -48,6 +48,9 @@ CASES = [  # n, f, c, h, w, stride, padding, connectivity, bias, relu
     (1, 64, 32, 20, 20, 2, 1, 0.0, True, True),
     (2, 33, 7, 13, 16, 2, 1, 0.5, False, False),
     (1, 17, 5, 75, 9, 2, 1, 0.0, True, False),
+    (1, 8, 6, 7, 7, 2, 0, 0.0, True, True),  # 3x3 output: fewer outputs than one vector
+    (1, 20, 4, 3, 3, 1, 1, 0.5, True, True),  # rows shorter than a vector (scalar write-out)
+    (1, 66, 11, 30, 30, 1, 1, 0.5, True, False),  # row segments split across tiles
 ]
 
 

@@ -25,7 +25,7 @@ from spattern.errors import CompileError, ConfigError, PlanError, ToolUnavailabl
 from spattern.patterns import CANDIDATES
 
 ABI_MAGIC = 0x53504B31
-TILE = 64  # SPK_TILE
+TILE = 96  # SPK_TILE
 CHUNK = 64  # SPK_CHUNK
 HEADER_SIZE = 32  # SPK_H_SIZE
 # Header slots, in the order of the enum in kernels/pattern_conv.h.
@@ -65,7 +65,7 @@ class ConvGeometry:
     def ntiles(self) -> int:
         if self.stride == 1:
             return math.ceil(self.ho * self.wp / TILE)
-        return self.ho * math.ceil(self.wo / TILE)
+        return math.ceil(self.ho * self.wo / TILE)
 
     def pads(self) -> tuple[int, int, int, int]:
         """(top, bottom, left, right) zeros around the input: the conv's padding, plus extra bottom rows so
@@ -73,8 +73,8 @@ class ConvGeometry:
         wp = self.wp
         if self.stride == 1:
             last = self.ntiles() * TILE + 2 * wp + 2 + MAX_VECTOR
-        else:
-            last = (2 * (self.ho - 1) + 2) * wp + 2 * math.ceil(self.wo / TILE) * TILE + 2 + MAX_VECTOR
+        else:  # taps are gathered position by position: the last output's 3x3 window is the furthest read
+            last = (2 * (self.ho - 1) + 2) * wp + 2 * (self.wo - 1) + 3
         rows = max(math.ceil(last / wp), self.h + 2 * self.padding)
         return self.padding, rows - self.h - self.padding, self.padding, self.padding
 
