@@ -7,7 +7,8 @@ shapes and MACs) and the PatternPlan (pattern or dense, filter block, the fracti
 Time share is measured honestly but not inside IREE: per-layer timing inside an IREE module needs tracing builds
 (Tracy), which the wheels lack. So the time column, when asked for, is the layer's share of the torch eager
 forward pass of the same (dense-shaped) layer, labelled as such. It says where the dense model's time goes, which
-is what decides how much pruning a layer can pay back; it is not the compiled module's per-layer time.
+is what decides how much pruning a layer can pay back; it is not the compiled module's per-layer time. It is
+timed on one thread, because on a busy machine OpenMP's spinning barriers make multi-threaded layer times swing.
 
 The `--plot` figure has three panels with a fixed pixel size (tests check it): this model's MACs per layer
 (dense vs kept), the speedup per model against each peer (from `bench/peers.py --out` JSON), and accuracy vs
@@ -100,7 +101,8 @@ def layer_table(model: Any, example_input: Any, plan: Any = None, time_repeat: i
 
     plan: a PatternPlan; its layers are "pattern" rows with the plan's filter block and MACs-kept fraction, every
     other layer is "dense". PlanError if the plan names a layer the model does not have or with another shape.
-    time_repeat > 0 measures each layer's torch eager time (median of that many forward passes, after one warmup).
+    time_repeat > 0 measures each layer's torch eager time, on one thread (median of that many forward passes, after
+    one warmup).
     """
     import torch
     from torch import nn
@@ -148,14 +150,19 @@ def layer_table(model: Any, example_input: Any, plan: Any = None, time_repeat: i
     for name, m in modules.items():
         handles.append(m.register_forward_pre_hook(pre(name)))
         handles.append(m.register_forward_hook(post(name)))
+    threads = torch.get_num_threads()
     try:
         with torch.no_grad():
             model(x)
             for ts in times.values():
                 ts.clear()
+            # one thread: shares stay meaningful on a busy machine, where OpenMP's spinning barriers make
+            # multi-threaded layer times swing by 10x (measured here under load)
+            torch.set_num_threads(1)
             for _ in range(max(0, time_repeat)):
                 model(x)
     finally:
+        torch.set_num_threads(threads)
         for h in handles:
             h.remove()
     out = list(rows.values())
@@ -207,8 +214,8 @@ def rows_table(rows: Sequence[LayerRow], title: str | None = None):
     t = totals(rows)
     caption = f"MAC limit {t.mac_limit:.2f}x (dense MACs / kept MACs)"
     if timed:
-        caption += ("; time share: of the conv/linear time, torch eager on the dense layer shapes, not measured "
-                    "inside the IREE module")
+        caption += ("; time share: of the conv/linear time, torch eager (1 thread) on the dense layer shapes, not "
+                    "measured inside the IREE module")
     table = Table(title=title, caption=caption, show_footer=True)
     table.add_column("layer", footer="total", no_wrap=True, overflow="fold")
     table.add_column("kind", no_wrap=True)
@@ -352,21 +359,42 @@ def read_accuracy(path: Path) -> list[AccuracyPoint]:
 
 
 # --- plot ------------------------------------------------------------------------------------------------------
-def speedups_vs_peers(peers: Mapping[str, Mapping[str, float]]) -> dict[str, tuple[str, dict[str, float]]]:
-    """{model: (our engine, {peer: peer ms / our ms})}, our engine being the best-pruned one measured."""
-    out = {}
+Speedups = dict[str, tuple[str, dict[str, tuple[float, float, float]]]]
+
+
+def read_peer_ratios(path: Path) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """{model: {ours: {peer: {median, min, max}}}}: the per-round ratios bench/peers.py measured (peer time / our
+    time in the same round), which are steadier on a noisy machine than a ratio of two medians."""
+    read_peers(path)  # validates the format
+    data = _read_json(path, "peers results")
+    return {str(m.get("model")): m.get("ratios") or {} for m in data["models"]}
+
+
+def speedups_vs_peers(peers: Mapping[str, Mapping[str, float]],
+                      ratios: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]] | None = None
+                      ) -> Speedups:
+    """{model: (our engine, {peer: (median, min, max)})}, our engine being the best-pruned one measured.
+    With `ratios` (read_peer_ratios) the per-round ratios are used; else the ratio of medians (min = max)."""
+    out: Speedups = {}
     for model, engines in peers.items():
         ours = next((e for e in SPATTERN_ENGINES if e in engines), None)
         if ours is None:
             continue
-        out[model] = (ours, {p: ms / engines[ours] for p, ms in engines.items()
-                             if p not in SPATTERN_ENGINES and ms > 0})
+        measured = (ratios or {}).get(model, {}).get(ours, {})
+        row = {}
+        for p, ms in engines.items():
+            if p in SPATTERN_ENGINES or ms <= 0:
+                continue
+            r = measured.get(p)
+            row[p] = (r["median"], r["min"], r["max"]) if r else (ms / engines[ours],) * 3
+        out[model] = (ours, row)
     return out
 
 
-def plot(out: Path, rows: Sequence[LayerRow] | None = None, peers: Mapping[str, Mapping[str, float]] | None = None,
+def plot(out: Path, rows: Sequence[LayerRow] | None = None, peers: Speedups | None = None,
          accuracy: Sequence[AccuracyPoint] | None = None, title: str | None = None) -> Path:
-    """Write the three-panel PNG (PLOT_SIZE_PX pixels); a panel without data says what to pass."""
+    """Write the three-panel PNG (PLOT_SIZE_PX pixels); a panel without data says what to pass.
+    peers: `speedups_vs_peers(read_peers(f), read_peer_ratios(f))`."""
     try:
         import matplotlib
     except ImportError:
@@ -418,8 +446,7 @@ def _panel_layers(ax: Any, rows: Sequence[LayerRow] | None) -> None:
     ax.legend()
 
 
-def _panel_peers(ax: Any, peers: Mapping[str, Mapping[str, float]] | None) -> None:
-    speed = speedups_vs_peers(peers or {})
+def _panel_peers(ax: Any, speed: Speedups | None) -> None:
     if not speed:
         _empty(ax, "speedup vs peers", "no peers results\n(bench/peers.py --out r.json, then --peers r.json)")
         return
@@ -427,12 +454,14 @@ def _panel_peers(ax: Any, peers: Mapping[str, Mapping[str, float]] | None) -> No
     peer_names = sorted({p for _, d in speed.values() for p in d})
     width = 0.8 / max(len(peer_names), 1)
     for j, p in enumerate(peer_names):
-        xs = [i + j * width for i in range(len(models))]
-        ax.bar(xs, [speed[m][1].get(p, 0.0) for m in models], width=width, label=p)
+        xs = [i + j * width for i in range(len(models)) if p in speed[models[i]][1]]
+        vals = [speed[m][1][p] for m in models if p in speed[m][1]]
+        ax.bar(xs, [v[0] for v in vals], width=width, label=p,
+               yerr=[[v[0] - v[1] for v in vals], [v[2] - v[0] for v in vals]], capsize=2)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(models))])
     ax.set_xticklabels([f"{m}\n({speed[m][0]})" for m in models], fontsize=8)
-    ax.set_ylabel("peer time / our time")
+    ax.set_ylabel("peer time / our time (median, min..max of rounds)")
     ax.set_title("speedup vs each peer (>1: we are faster)")
     ax.legend(fontsize=7)
 
@@ -487,7 +516,7 @@ def report_command(model: Path | None = None, zoo: str | None = None, plan: Path
     rows = layer_table(loaded.model, x, the_plan, time_repeat=time_repeat)
     name = loaded.zoo_name or (model.name if model else "model")
     console.print(rows_table(rows, title=f"{name} {_shape(shape)}" + (" (pruned)" if the_plan else " (dense)")))
-    peer_data = read_peers(peers) if peers is not None else None
+    peer_data = speedups_vs_peers(read_peers(peers), read_peer_ratios(peers)) if peers is not None else None
     acc_data = read_accuracy(accuracy) if accuracy is not None else None
     if plot_path is not None:
         plot(plot_path, rows, peer_data, acc_data, title=name)

@@ -124,7 +124,7 @@ def test_plot_png_size(tmp_path, pruned, tiny):
                           **_tiny_model_args(tmp_path, pruned))
     assert png_size(out) == report.PLOT_SIZE_PX
     speed = report.speedups_vs_peers(report.read_peers(peers))
-    assert speed["tiny"] == ("spattern_p", {"onnxruntime": 1.5})
+    assert speed["tiny"] == ("spattern_p", {"onnxruntime": (1.5, 1.5, 1.5)})
     points = report.read_accuracy(acc)
     assert [p.accuracy for p in points] == [90.0, 85.0, 95.0] and points[2].speedup is None
     # no peers or accuracy: the plot still has its size (empty panels say what to pass)

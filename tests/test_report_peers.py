@@ -45,7 +45,10 @@ def test_json_is_what_report_reads(peers, tmp_path):
     path = tmp_path / "p.json"
     path.write_text(json.dumps(doc))
     assert report.read_peers(path) == {"m": {"iree": 10.0, "onnxruntime": 5.0}}
-    assert report.speedups_vs_peers(report.read_peers(path)) == {"m": ("iree", {"onnxruntime": 0.5})}
+    assert report.speedups_vs_peers(report.read_peers(path)) == {"m": ("iree", {"onnxruntime": (0.5, 0.5, 0.5)})}
+    per_round = report.speedups_vs_peers(report.read_peers(path), report.read_peer_ratios(path))
+    assert per_round == {"m": ("iree", {"onnxruntime": (0.5, 0.5, 0.5)})}
+    report.plot(tmp_path / "p.png", None, per_round)
 
 
 def test_unknown_engine_is_refused(peers, capsys):
