@@ -12,12 +12,14 @@ ratios. Every engine's output is compared with PyTorch's on the same input (the 
 spattern engines): max abs error / max |reference|.
 
 Peers and how each is run (nothing is tuned for us and nothing is detuned for them):
-- torch: eager fp32, NCHW, and channels_last (`torch_cl`), torch.set_num_threads(2), OMP_WAIT_POLICY=PASSIVE
-  unless set (see below).
+- torch: eager fp32, NCHW, and channels_last (`torch_cl`), torch.set_num_threads(2), OMP_WAIT_POLICY=PASSIVE.
 - iree: `spattern.compile(model, x, target="host", threads=2)`, i.e. `--iree-llvmcpu-target-cpu=host` plus the
   channels-last preprocessing pipeline (the best dense flags found, see DESIGN.md "Measured so far").
 - onnxruntime: torch.onnx.export(dynamo=True, opset 18), CPU execution provider, intra_op_num_threads=2,
-  all graph optimisations.
+  all graph optimisations, intra-op spinning off.
+Busy-waiting worker pools are turned off (torch, ONNX Runtime) because on a machine with more runnable threads than
+cores they collapse (torch ResNet-18: 2 s instead of 0.1 s); SPATTERN_BENCH_SPIN=1 keeps each engine's default,
+for a quiet machine. IREE's task workers and LiteRT's pool keep their defaults either way.
 - tvm: Relax from the torch ExportedProgram, `tvm.compile` for llvm with this CPU's -mcpu, TVM_NUM_THREADS=2,
   UNTUNED (MetaSchedule tuning takes ~30 CPU-minutes per model, which a shared machine cannot give). Untuned
   TVM needs about 1 s per GMAC here, so models over --tvm-max-gmac are skipped with that reason.
@@ -48,10 +50,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 os.environ.setdefault("TVM_NUM_THREADS", "2")  # read when TVM's thread pool starts: before any tvm import
-# torch's OpenMP workers busy-wait by default; on a machine with more runnable threads than cores (a shared
-# machine, or the other engines' idle pools) that made ResNet-18 take 2 s instead of 0.1 s here. PASSIVE costs
-# little on an idle machine; set OMP_WAIT_POLICY=ACTIVE yourself on a quiet one. Must be set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Worker threads that busy-wait (torch's OpenMP pool, ONNX Runtime's intra-op pool) collapse when there are more
+# runnable threads than cores (a shared machine): ResNet-18 in torch took 2 s instead of 0.1 s here. So by default
+# no engine spins; SPATTERN_BENCH_SPIN=1 lets them (each engine's own default) on a quiet machine. OpenMP reads
+# its policy when torch loads, so this is decided here, before the import.
+SPIN = os.environ.get("SPATTERN_BENCH_SPIN", "0") == "1"
+if not SPIN:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -156,10 +161,14 @@ def engine_onnxruntime(model, x, ref, s: Settings) -> Runner:
     so.intra_op_num_threads = s.threads
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not SPIN:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     xn = x.numpy()
-    return Runner(lambda: sess.run(None, {name: xn})[0], ref, f"{ort.__version__}, CPU EP, dynamo export opset 18")
+    spin = "" if SPIN else ", no spinning"
+    return Runner(lambda: sess.run(None, {name: xn})[0], ref,
+                  f"{ort.__version__}, CPU EP, dynamo export opset 18{spin}")
 
 
 def engine_tvm(model, x, ref, s: Settings) -> Runner:
@@ -394,7 +403,7 @@ def print_tables(entries: list[dict[str, Any]], s: Settings, console) -> None:
 def machine() -> dict[str, Any]:
     info: dict[str, Any] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                             "python": platform.python_version(), "torch": torch.__version__,
-                            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}
+                            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"), "spinning_allowed": SPIN}
     try:
         info["cpu"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                            if line.startswith("model name"))
