@@ -220,16 +220,15 @@ def engine_litert(model, x, ref, s: Settings) -> Runner:
 
 
 def _pruned(model: torch.nn.Module, x: torch.Tensor, connectivity: float):
-    """(pruned model, plan): per-kernel patterns by magnitude projection (speed does not depend on the values)."""
+    """(pruned model, plan): spattern.prune's default layers (3x3 convs but the stem), per-kernel patterns, by
+    magnitude projection (speed does not depend on the values); spattern.testing's random plan as a fallback."""
     try:
-        from spattern.testing import random_plan_for  # type: ignore[import-not-found]
+        import spattern
+        from spattern.pruning import LayerRule, PruneConfig
     except ImportError:
-        random_plan_for = None
-    if random_plan_for is not None:
-        return random_plan_for(model, filter_block=1, connectivity=connectivity, seed=0)
-    import spattern
-    from spattern.pruning import LayerRule, PruneConfig
+        from spattern.testing import random_plan_for
 
+        return random_plan_for(model, filter_block=1, connectivity=connectivity, seed=0)
     cfg = PruneConfig(default=LayerRule(connectivity=connectivity, filter_block=1), method="magnitude",
                       distill_steps=0, recalibrate_bn=False)
     res = spattern.prune(model, x, cfg, progress=False)
