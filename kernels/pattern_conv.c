@@ -60,8 +60,13 @@ typedef struct {
 } spk_layer;
 
 /* Accumulate one chunk's kernels on channel c into acc[f_local * SPK_TILE + pos], given the 9 tap rows. */
-static inline void spk_channel(const spk_layer *L, int chunk, int c, const float *const tp[9],
-                               float *restrict acc) {
+static inline __attribute__((always_inline)) void spk_channel(const spk_layer *L, int chunk, int c,
+                                                             const float *rw0, const float *rw1,
+                                                             const float *rw2, const int dxs,
+                                                             float *restrict acc) {
+  /* Tap t = 3*dy + dx of position p is at row dy, column dx*dxs + p: row pointers live in registers and the
+   * column offsets are constants in every hard-coded pattern loop (dxs is a constant at each call). */
+#define TAP(t) (((t) / 3 == 0 ? rw0 : (t) / 3 == 1 ? rw1 : rw2) + ((t) % 3) * dxs)
   const int i = chunk * L->C + c;
   const int r0 = L->run_start[i], r1 = L->run_start[i + 1];
   if (r0 == r1) return;
@@ -76,10 +81,10 @@ static inline void spk_channel(const spk_layer *L, int chunk, int c, const float
   case id: {                                                                                        \
     vf xa[VPS], xb[VPS], xc[VPS], xd[VPS];                                                          \
     _Pragma("clang loop unroll(full)") for (int v = 0; v < VPS; ++v) {                              \
-      xa[v] = LD(tp[a] + s + v * VW);                                                               \
-      xb[v] = LD(tp[b] + s + v * VW);                                                               \
-      xc[v] = LD(tp[cc] + s + v * VW);                                                              \
-      xd[v] = LD(tp[d] + s + v * VW);                                                               \
+      xa[v] = LD(TAP(a) + s + v * VW);                                                               \
+      xb[v] = LD(TAP(b) + s + v * VW);                                                               \
+      xc[v] = LD(TAP(cc) + s + v * VW);                                                              \
+      xd[v] = LD(TAP(d) + s + v * VW);                                                               \
     }                                                                                               \
     for (int k = k0; k < k1; ++k) {                                                                 \
       float *ap = as + fidx[k] * ACC_STRIDE;                                                          \
@@ -97,6 +102,7 @@ static inline void spk_channel(const spk_layer *L, int chunk, int c, const float
       }
     }
   }
+#undef TAP
 }
 
 typedef int32_t vi __attribute__((vector_size(VW * 4)));
@@ -133,14 +139,12 @@ static void spk_tile_s1(const spk_layer *L, const float *in, float *out, int chu
   for (int j = 0; j < nf * ACC_STRIDE; j += VW) ST(acc + j, (vf){0});
   for (int c = 0; c < L->C; ++c) {
     const float *base = in + (size_t)c * plane + q0;
-    const float *tp[9];
-    for (int t = 0; t < 9; ++t) tp[t] = base + (t / 3) * Wp + (t % 3);
     if (c + SPK_PF_AHEAD < L->C) {
       const char *nb = (const char *)(base + (size_t)SPK_PF_AHEAD * plane);
       for (int dy = 0; dy < 3; ++dy)
         for (int b = 0; b < (SPK_TILE + 2) * 4 + 63; b += 64) __builtin_prefetch(nb + dy * Wp * 4 + b, 0, 3);
     }
-    spk_channel(L, chunk, c, tp, acc);
+    spk_channel(L, chunk, c, base, base + Wp, base + 2 * Wp, 1, acc);
   }
   /* Row segments of the tile that are real outputs (x < Wo): acc offset, output offset, length. */
   const int qend = L->Ho * Wp, q1 = q0 + SPK_TILE < qend ? q0 + SPK_TILE : qend;
@@ -175,8 +179,6 @@ static void spk_tile_s2(const spk_layer *L, const float *in, float *out, int chu
     const int q = j < n ? q0 + j : q0, y = q / Wo, x = q - y * Wo;
     off[j] = 2 * y * Wp + 2 * x;
   }
-  const float *tp[9];
-  for (int t = 0; t < 9; ++t) tp[t] = taps + t * SPK_TILE;
   for (int j = 0; j < nf * ACC_STRIDE; j += VW) ST(acc + j, (vf){0});
   for (int c = 0; c < L->C; ++c) {
     const float *base = in + (size_t)c * plane;
@@ -185,7 +187,7 @@ static void spk_tile_s2(const spk_layer *L, const float *in, float *out, int chu
       float *dst = taps + t * SPK_TILE;
       for (int j = 0; j < SPK_TILE; ++j) dst[j] = src[off[j]];
     }
-    spk_channel(L, chunk, c, tp, acc);
+    spk_channel(L, chunk, c, taps, taps + 3 * SPK_TILE, taps + 6 * SPK_TILE, SPK_TILE, acc);
   }
   const int relu = L->relu;
   for (int j = 0; j < nf; ++j) {
