@@ -77,7 +77,8 @@ def _stage_passes(state: PipelineState) -> None:
     names = state.passes if state.passes is not None else default_pipeline(lowering)
     state.info["lowering"] = lowering
     state.info["passes"] = list(names)
-    run_passes(state.module, state.plan, names, dump_dir=state.dump_dir, target=state.target)
+    ctx = run_passes(state.module, state.plan, names, dump_dir=state.dump_dir)
+    state.info["pass_stats"] = getattr(ctx, "stats", {})
 
 
 def _stage_finalize(state: PipelineState) -> None:
@@ -85,14 +86,14 @@ def _stage_finalize(state: PipelineState) -> None:
     if state.info.get("lowering") == "microkernels":
         from .runtime.microkernel_dispatch import materialize_microkernels
 
-        state.bytecode = materialize_microkernels(state.bytecode, state.target)
+        state.bytecode = materialize_microkernels(state.bytecode, state.target.name)
     if state.dump_dir is not None and state.info.get("lowering") == "microkernels":
         from iree.compiler import ir as iree_ir
 
         ctx = iree_ir.Context()
         ctx.allow_unregistered_dialects = True
         state.dump("90-finalize.mlir", iree_ir.Module.parse(state.bytecode, ctx).operation.get_asm(
-            large_elements_limit=16))
+            large_elements_limit=16, large_resource_limit=16))
 
 
 def _stage_compile(state: PipelineState) -> None:

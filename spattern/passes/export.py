@@ -2,7 +2,7 @@
 
 Errors from torch.export (an untraceable module) and from torch-mlir's lowering become ModelExportError that names
 the failing op or module, with torch-mlir's repro command where it gives one. The module keeps its weights as
-`dense_resource` blobs: never print it without `large_elements_limit`.
+`dense_resource` blobs: never print it without `large_elements_limit` and `large_resource_limit`.
 
 Each weight blob is named after its state-dict key (`dense_resource<features.3.weight>`), so a pass can find
 the module a conv came from, and read its values from the model's state dict: the Python bindings cannot read a
@@ -137,4 +137,4 @@ def module_to_bytecode(module) -> bytes:
 
 def module_to_text(module, large_elements_limit: int = 16) -> str:
     """Readable IR for dumps and errors: large constants are elided."""
-    return module.operation.get_asm(large_elements_limit=large_elements_limit)
+    return module.operation.get_asm(large_elements_limit=large_elements_limit, large_resource_limit=large_elements_limit)
