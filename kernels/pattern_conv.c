@@ -37,6 +37,9 @@
 /* Software prefetch of the input rows this many channels ahead (a channel's tap loads would otherwise stall
  * its first kernels: the out-of-order window never reaches the next channel's loads). */
 #define SPK_PF_AHEAD 2
+#ifndef SPK_HOIST_CENTER
+#define SPK_HOIST_CENTER 1
+#endif
 /* Accumulator row stride: a tile plus one vector, so rows of nearby filters never sit 4 KiB apart (a load
  * 4K-aliasing an in-flight store to another filter's row would wait for it). */
 #define ACC_STRIDE (SPK_TILE + 16)
@@ -76,6 +79,14 @@ static inline __attribute__((always_inline)) void spk_channel(const spk_layer *L
   /* NV vectors per pass (a constant at each call: VPS, or VPS/2 for a tile's short tail), passes up to len. */
   for (int s = 0; s < len; s += NV * VW) {
     float *restrict as = acc + s;
+#if SPK_HOIST_CENTER
+    /* Every candidate pattern keeps the centre tap (4): its vectors are loaded once per pass, not per run. */
+    vf x4[VPS];
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; ++v) x4[v] = LD(TAP(4) + s + v * VW);
+#define TAPV(t, v) ((t) == 4 ? x4[v] : LD(TAP(t) + s + (v) * VW))
+#else
+#define TAPV(t, v) LD(TAP(t) + s + (v) * VW)
+#endif
     for (int r = r0; r < r1; ++r) {
       const int k0 = L->run_k[r], k1 = L->run_k[r + 1];
       switch (L->run_pid[r]) {
@@ -83,10 +94,10 @@ static inline __attribute__((always_inline)) void spk_channel(const spk_layer *L
   case id: {                                                                                        \
     vf xa[VPS], xb[VPS], xc[VPS], xd[VPS];                                                          \
     _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; ++v) {                               \
-      xa[v] = LD(TAP(a) + s + v * VW);                                                               \
-      xb[v] = LD(TAP(b) + s + v * VW);                                                               \
-      xc[v] = LD(TAP(cc) + s + v * VW);                                                              \
-      xd[v] = LD(TAP(d) + s + v * VW);                                                               \
+      xa[v] = TAPV(a, v);                                                               \
+      xb[v] = TAPV(b, v);                                                               \
+      xc[v] = TAPV(cc, v);                                                              \
+      xd[v] = TAPV(d, v);                                                               \
     }                                                                                               \
     for (int k = k0; k < k1; ++k) {                                                                 \
       float *ap = as + fidx[k] * ACC_STRIDE;                                                          \
@@ -104,6 +115,7 @@ static inline __attribute__((always_inline)) void spk_channel(const spk_layer *L
       }
     }
   }
+#undef TAPV
 #undef TAP
 }
 
