@@ -88,7 +88,7 @@ class PruneConfig:
     positions: int = 8192  # sampled output positions per layer for the least-squares fits
     admm_iters: int = 24
     method: str = "admm"  # "admm", "refit" (projection + least-squares refit), "magnitude" (projection only)
-    distill_steps: int = 300
+    distill_steps: int = 100
     recalibrate_bn: bool = True
 
     def __post_init__(self) -> None:

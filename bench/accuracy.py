@@ -1,0 +1,150 @@
+"""Accuracy of data-free pattern pruning on real data nobody here wrote, and the time to prune VGG-16 at 224.
+
+Rows: dense; magnitude projection; layer-wise refit (projection + least squares); ADMM; ADMM + recovery
+(BN recalibration + distillation, each kept only if it helps on held-out synthetic data); after owner fine-tuning.
+Sweeps: Gaussian vs BN-matched inputs, library size k, filter_block, connectivity; tasks digits and shapes; models
+vgg_small and resnet18 (narrow). Trained models and synthetic images are cached (~/.cache/spattern).
+
+    python bench/accuracy.py --quick --out results.json          # digits + shapes, vgg_small, main rows
+    python bench/accuracy.py --out results.json                   # everything (long)
+    python bench/accuracy.py --vgg16-timing --out timing.json     # VGG-16 224 wall time per stage
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from spattern import data  # noqa: E402
+from spattern.fileio import atomic_write_text  # noqa: E402
+from spattern.pruning import LayerRule, PruneConfig, finetune, prune  # noqa: E402
+from spattern.pruning.synthetic import bn_matched_inputs, gaussian_inputs  # noqa: E402
+from spattern.training import accuracy, trained_model  # noqa: E402
+
+
+def run_setting(model: torch.nn.Module, images: torch.Tensor, test: tuple[torch.Tensor, torch.Tensor],
+                rule: LayerRule, method: str, distill_steps: int, seed: int, extra: dict[str, Any]) -> dict[str, Any]:
+    cfg = PruneConfig(default=rule, method=method, distill_steps=distill_steps, num_samples=images.shape[0],
+                      recalibrate_bn=distill_steps > 0, **extra)
+    t0 = time.perf_counter()
+    res = prune(model, torch.zeros(1, 3, 32, 32), cfg, seed=seed, progress=False, images=images)
+    wall = time.perf_counter() - t0
+    return {"acc": accuracy(res.model, *test), "wall_s": wall, "report_times": res.report["times"],
+            "recovery": {k: res.report.get(k) for k in ("bn_recalibration", "distillation")},
+            "kl_after_layerwise": res.report.get("kl_after_layerwise"), "_result": res}
+
+
+def bench_model(name: str, task: str, quick: bool, seed: int, ft_epochs: int, log: Any) -> list[dict[str, Any]]:
+    torch.manual_seed(seed)
+    model = trained_model(name, task, seed=seed, progress=False)
+    (xtr, ytr), test = data.load_task(task)
+    dense = accuracy(model, *test)
+    rows: list[dict[str, Any]] = []
+    syn = {"n": 256, "steps": 150}
+    t0 = time.perf_counter()
+    bn_imgs = bn_matched_inputs(model, (3, 32, 32), n=syn["n"], steps=syn["steps"], seed=seed)
+    t_syn = time.perf_counter() - t0
+    inputs = {"bn": bn_imgs, "gaussian": gaussian_inputs((3, 32, 32), syn["n"], seed)}
+
+    def add(**kw: Any) -> dict[str, Any]:
+        row = {"model": name, "task": task, "dense": dense, **kw}
+        row["drop"] = dense - row["acc"]
+        rows.append(row)
+        log(row)
+        return row
+
+    add(stage="dense", acc=dense, synthesis_s=t_syn)
+    base = LayerRule()
+    configs: list[tuple[str, LayerRule]] = [("patterns", base), ("conn0.5", LayerRule(connectivity=0.5))]
+    for label, rule in configs:
+        for method, dsteps, stage in (("magnitude", 0, "magnitude"), ("refit", 0, "refit"), ("admm", 0, "admm"),
+                                      ("admm", 200, "admm+distill")):
+            for src in (["bn", "gaussian"] if stage in ("refit", "admm+distill") and label == "patterns" else ["bn"]):
+                r = run_setting(model, inputs[src], test, rule, method, dsteps, seed, {})
+                res = r.pop("_result")
+                add(stage=stage, setting=label, inputs=src, k=rule.library_size, filter_block=rule.filter_block,
+                    connectivity=rule.connectivity, **r)
+                if stage == "admm+distill" and src == "bn":
+                    ft = copy.deepcopy(res.model)
+                    t1 = time.perf_counter()
+                    finetune(ft, res.plan, data.Batches(xtr, ytr, batch=128, seed=seed, shift=2,
+                                                        flip=task == "shapes"), epochs=ft_epochs, lr=0.01)
+                    add(stage="finetuned", setting=label, inputs=src, k=rule.library_size,
+                        filter_block=rule.filter_block, connectivity=rule.connectivity,
+                        acc=accuracy(ft, *test), wall_s=time.perf_counter() - t1, epochs=ft_epochs)
+    sweeps: list[LayerRule] = []
+    if not quick:
+        sweeps += [LayerRule(library_size=k) for k in (16, 56)]
+        sweeps += [LayerRule(filter_block=fb, connectivity=c) for fb in (8, 64) for c in (0.0, 0.5)]
+    for rule in sweeps:
+        r = run_setting(model, inputs["bn"], test, rule, "admm", 200, seed, {})
+        r.pop("_result")
+        add(stage="admm+distill", setting=f"k{rule.library_size}-fb{rule.filter_block}-c{rule.connectivity}",
+            inputs="bn", k=rule.library_size, filter_block=rule.filter_block, connectivity=rule.connectivity, **r)
+    return rows
+
+
+def vgg16_timing(log: Any, samples: int, steps: int, resolution: int | None) -> dict[str, Any]:
+    """Wall time of each stage of prune() for VGG-16-BN at 224 with random weights."""
+    from spattern.models import build
+
+    model = build("vgg16_bn", num_classes=1000, image_size=224, seed=0)
+    cfg = PruneConfig(num_samples=samples, synth_steps=steps, synth_resolution=resolution, positions=8192,
+                      admm_iters=24, distill_steps=50)
+    t0 = time.perf_counter()
+    res = prune(model, torch.randn(1, 3, 224, 224), cfg, progress=True)
+    out = {"model": "vgg16_bn@224", "total_s": time.perf_counter() - t0, "times": res.report["times"],
+           "samples": samples, "synth_steps": steps, "synth_resolution": resolution,
+           "layers": {k: {kk: round(vv, 4) for kk, vv in v.items()} for k, v in res.report["layers"].items()}}
+    log(out)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="main rows only (no k / filter_block sweeps), fewer "
+                    "synthetic images")
+    ap.add_argument("--models", default="vgg_small,resnet18")
+    ap.add_argument("--tasks", default="digits,shapes")
+    ap.add_argument("--ft-epochs", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--vgg16-timing", action="store_true", help="only time pruning VGG-16-BN at 224")
+    ap.add_argument("--vgg16-samples", type=int, default=64)
+    ap.add_argument("--vgg16-steps", type=int, default=40)
+    ap.add_argument("--vgg16-resolution", type=int, default=112)
+    ap.add_argument("--out", type=Path, default=Path("bench/accuracy_results.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    results: dict[str, Any] = {"rows": [], "args": {k: str(v) for k, v in vars(args).items()}}
+
+    def log(row: dict[str, Any]) -> None:
+        print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()
+                          if k not in ("layers", "report_times")}), flush=True)
+
+    def save() -> None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.out, json.dumps(results, indent=1, default=str))
+
+    if args.vgg16_timing:
+        results["vgg16"] = vgg16_timing(log, args.vgg16_samples, args.vgg16_steps, args.vgg16_resolution)
+        save()
+        return
+    for task in args.tasks.split(","):
+        for name in args.models.split(","):
+            results["rows"] += bench_model(name, task, args.quick, args.seed, args.ft_epochs, log)
+            save()
+    save()
+
+
+if __name__ == "__main__":
+    main()
