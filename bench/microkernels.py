@@ -4,6 +4,11 @@ flags, on VGG-16's 3x3 layer shapes at 224x224, 1 and 2 threads, measured interl
 Sparse layers use per-kernel patterns (filter_block 1) from an 8-pattern library, patterns only (r=0) and with
 half the kernels removed (r=0.5). Printed per layer: dense time, each sparse ratio beside its MAC limit, and
 achieved GFLOP/s (dense: all 9 MACs; sparse: useful MACs only). Usage: python bench/microkernels.py [--rounds 7]
+
+`--cpu-time`: the kernel-tuning view instead: one core, no IREE; the host object called over all workgroups by
+a tiny C loop (no per-call ctypes cost), against torch's dense conv2d (channels_last, 1 thread), both timed with
+the thread's CPU time (time.thread_time: immune to being descheduled on a loaded machine), interleaved rounds,
+medians; every layer's output is checked against torch first. Shapes: the kernel-target list (LAYERS_CPU).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 LAYERS = [(64, 224), (128, 112), (256, 56), (512, 28), (512, 14)]  # (channels in = out, image size)
+LAYERS_CPU = [(64, 56), (128, 28), (256, 14), (512, 28), (512, 14), (64, 224), (64, 112)]
 CONNECTIVITY = (0.0, 0.5)
 DENSE_FLAGS = ["--iree-llvmcpu-target-cpu=host",
                "--iree-preprocessing-pass-pipeline=builtin.module(util.func("
@@ -137,12 +143,101 @@ def report(results: list[dict]) -> None:
         print("| " + " | ".join(row) + " |", flush=True)
 
 
+_HARNESS = r"""
+#include <stddef.h>
+void spattern_pattern_conv(const float *, const float *, size_t, size_t, size_t, const float *, const float *,
+                           size_t, size_t, size_t, const int *, const int *, size_t, size_t, size_t, float *,
+                           float *, size_t, size_t, size_t, size_t);
+__attribute__((visibility("default"))) void spk_bench_all(const float *in, size_t inn, const float *w, size_t wn,
+                                                          const int *t, size_t tn, float *o, size_t on, size_t nwg) {
+  for (size_t g = 0; g < nwg; ++g)
+    spattern_pattern_conv(in, in, 0, inn, 1, w, w, 0, wn, 1, t, t, 0, tn, 1, o, o, 0, on, 1, g);
+}
+"""
+
+
+def cpu_time(rounds: int, npat: int) -> None:
+    """One core, thread CPU time: the host object vs torch's dense conv (see the module docstring)."""
+    import ctypes
+
+    import torch
+
+    from spattern.patterns import all_masks
+    from spattern.runtime.kernels import kernel_object
+    from spattern.runtime.microkernel_abi import pack_conv, pad_input
+
+    torch.set_num_threads(1)
+    tmp = Path(tempfile.mkdtemp(prefix="spattern-mkbench-"))
+    (tmp / "h.c").write_text(_HARNESS)
+    subprocess.run(["clang", "-O2", "-fPIC", "-c", str(tmp / "h.c"), "-o", str(tmp / "h.o")], check=True)
+    ko = kernel_object("host")
+    subprocess.run(["clang", "-shared", "-nostdlib", "-fuse-ld=lld", str(ko.path), str(tmp / "h.o"), "-o",
+                    str(tmp / "k.so")], check=True)
+    fn = ctypes.CDLL(str(tmp / "k.so")).spk_bench_all
+    v, n = ctypes.c_void_p, ctypes.c_size_t
+    fn.argtypes = [v, n, v, n, v, n, v, n, n]
+    rng = np.random.default_rng(0)
+    print(f"one core, thread CPU time, {npat} patterns per layer (per-kernel), kernel object {ko.isa}; dense = "
+          "torch conv2d channels_last, 1 thread")
+    print("| layer | dense GFLOP/s | r=0 useful GFLOP/s | r=0 ratio (limit) | r=0.5 useful GFLOP/s "
+          "| r=0.5 ratio (limit) |")
+    print("|---|---|---|---|---|---|")
+    for c, hw in LAYERS_CPU:
+        x = rng.standard_normal((1, c, hw, hw)).astype(np.float32)
+        dense_w = rng.standard_normal((c, c, 3, 3)).astype(np.float32)
+        pid = rng.choice(rng.choice(56, npat, replace=False), (c, c))
+        xt = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+        wt = torch.from_numpy(dense_w).contiguous(memory_format=torch.channels_last)
+        calls = {"dense": lambda: torch.nn.functional.conv2d(xt, wt, padding=1)}
+        macs, keep = {}, []
+        for r in CONNECTIVITY:
+            kept = rng.random((c, c)) >= r
+            w = dense_w * all_masks()[pid] * kept[:, :, None, None]
+            p = pack_conv(w, pid, kept, None, x.shape)
+            xp, out = pad_input(x, p), np.empty(p.out_shape, np.float32)
+            keep.append((p, xp, out))  # the C loop gets raw pointers: keep the arrays alive
+            args = (xp.ctypes.data, xp.size, p.weights.ctypes.data, p.weights.size, p.table.ctypes.data,
+                    p.table.size, out.ctypes.data, out.size, p.workgroups)
+            fn(*args)
+            ref = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1).numpy()
+            if np.abs(out - ref).max() > 1e-4 * np.abs(ref).max():
+                raise SystemExit(f"{c}ch {hw}x{hw} r={r}: kernel output differs from torch")
+            calls[r] = (lambda f, a: lambda: f(*a))(fn, args)
+            macs[r] = p.useful_macs()
+
+        def cpu(f, reps):
+            t = time.thread_time()
+            for _ in range(reps):
+                f()
+            return (time.thread_time() - t) / reps
+
+        calls["dense"]()
+        reps = max(1, int(0.05 / max(1e-5, cpu(calls["dense"], 1))))
+        times = {k: [] for k in calls}
+        for _ in range(rounds):
+            for k, f in calls.items():
+                times[k].append(cpu(f, reps))
+        td = float(np.median(times["dense"]))
+        dense_macs = 9 * c * c * hw * hw
+        row = [f"{c}ch {hw}x{hw}", f"{2 * dense_macs / td / 1e9:.0f}"]
+        for r in CONNECTIVITY:
+            ts = float(np.median(times[r]))
+            row += [f"{2 * macs[r] / ts / 1e9:.0f}", f"{td / ts:.2f}x ({dense_macs / macs[r]:.2f}x)"]
+        print("| " + " | ".join(row) + " |", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, nargs="*", default=[1, 2])
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="one core, thread CPU time, host object vs torch dense (kernel tuning; no IREE)")
+    parser.add_argument("--patterns", type=int, default=12, help="distinct patterns per layer (--cpu-time)")
     parser.add_argument("--_measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cpu_time:
+        cpu_time(args.rounds, args.patterns)
+        return 0
     if args._measure:  # child: one thread count per process (the task topology is fixed per process)
         records = json.loads(Path(args._measure).read_text())
         print(json.dumps(measure(records, args.threads[0], args.rounds)))
