@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--output", help="write the result here (text) instead of stdout")
     ap.add_argument("--emit-bytecode", action="store_true", help="write bytecode to -o (keeps weights)")
     ap.add_argument("--verify-only", action="store_true")
+    ap.add_argument("--elements-limit", type=int, default=None, help="print constants up to this size")
     ap.add_argument("--stats", action="store_true", help="print each pass's statistics as JSON on stderr")
     ap.add_argument("--dump-dir", help="write the IR after every pass here")
     ap.add_argument("--export-demo", choices=["conv3x3", "conv-bn"], help="print a torch-mlir export of a small layer")
@@ -76,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.output, "wb") as f:
                 module.operation.write_bytecode(f)
         elif args.output:
-            Path(args.output).write_text(print_ir(module))
+            Path(args.output).write_text(print_ir(module, args.elements_limit))
         else:
-            sys.stdout.write(print_ir(module))
+            sys.stdout.write(print_ir(module, args.elements_limit))
         return 0
     except (SpatternError, ir.MLIRError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -25,7 +25,7 @@ from .import_patterns import ImportPatterns
 from .lower_to_linalg import LowerToLinalg
 from .reuse_loads import ReuseLoads
 
-DUMP_ELEMENTS_LIMIT = 16
+DUMP_ELEMENTS_LIMIT = 256
 
 PASSES: dict[str, Callable[[], Pass]] = {
     ImportPatterns.name: ImportPatterns,
@@ -69,9 +69,10 @@ def make_pass(name: str) -> Pass:
     return PASSES[name]()
 
 
-def print_ir(module: ir.Module) -> str:
-    """Module text with large constants elided (weights never travel as text)."""
-    return module.operation.get_asm(large_elements_limit=DUMP_ELEMENTS_LIMIT, large_resource_limit=DUMP_ELEMENTS_LIMIT)
+def print_ir(module: ir.Module, limit: int | None = None) -> str:
+    """Module text with constants above `limit` elements elided (weights never travel as text)."""
+    limit = DUMP_ELEMENTS_LIMIT if limit is None else limit
+    return module.operation.get_asm(large_elements_limit=limit, large_resource_limit=limit)
 
 
 def _repro_command(failing: Path, pass_name: str, plan_path: Path | None) -> str:
