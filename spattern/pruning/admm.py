@@ -69,13 +69,14 @@ class StatsAccumulator:
         self.count = 0
 
     def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        x = x.to(torch.float64)
+        # float32 products (4x faster on CPU), accumulated across chunks in float64
+        x = x.to(torch.float32)
         if self.has_bias:
-            x = torch.cat([x, torch.ones(x.shape[0], 1, dtype=torch.float64)], 1)
-        y = y.to(torch.float64)
-        self.H += x.T @ x
-        self.B += y.T @ x
-        self.yy += float((y * y).sum())
+            x = torch.cat([x, torch.ones(x.shape[0], 1, dtype=torch.float32)], 1)
+        y = y.to(torch.float32)
+        self.H += (x.T @ x).to(torch.float64)
+        self.B += (y.T @ x).to(torch.float64)
+        self.yy += float((y.to(torch.float64) ** 2).sum())
         self.count += x.shape[0]
 
     def finish(self) -> LayerStats:
@@ -115,7 +116,9 @@ def structure_of(w: torch.Tensor, c: int, library: list[int], filter_block: int,
 def admm(stats: LayerStats, w0: torch.Tensor, c: int, library: list[int], filter_block: int, connectivity: float,
          iters: int = 24, rho_range: tuple[float, float] = (1e-2, 1e2)) -> Structure:
     """Structure found by ADMM on min ||W X - Y||^2 s.t. W in the pattern/connectivity set, started at w0."""
-    H, B = stats.H, stats.B
+    # The iterations run in float32 (the factor per rho level and the shared solves dominate the cost); the
+    # structure they find is then refitted in float64 by `refit`.
+    H, B = stats.H.float(), stats.B.float()
     d_full = torch.diagonal(H).clone()
     d_full = torch.clamp(d_full, min=1e-8 * float(d_full.mean()) + 1e-30)
     if stats.has_bias:
@@ -125,7 +128,7 @@ def admm(stats: LayerStats, w0: torch.Tensor, c: int, library: list[int], filter
     levels = max(1, min(8, iters // 3))
     per_level = max(1, math.ceil(iters / levels))
     rhos = [rho_range[0] * (rho_range[1] / rho_range[0]) ** (i / max(1, levels - 1)) for i in range(levels)]
-    w = w0.clone()
+    w = w0.float().clone()
     s = structure_of(w, c, library, filter_block, connectivity, imp)
     mfull = _mask_full(s.mask, stats.has_bias)
     z = w * mfull

@@ -18,6 +18,16 @@ from .library import N_CANDIDATES, validate_library
 FILTER_BLOCKS_HINT = "1 (a pattern per kernel, the default), 8, 64"
 
 
+def _check_fields(cls: type, d: Any, where: str) -> None:
+    """ConfigError unless d is a mapping whose keys are all fields of the dataclass cls."""
+    if not isinstance(d, Mapping):
+        raise ConfigError(f"{where}: expected a mapping (or null to keep a layer dense), got {d!r}")
+    known = {f.name for f in fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
+
+
 @dataclass
 class LayerRule:
     """How one layer is pruned.
@@ -54,19 +64,11 @@ class LayerRule:
     def from_dict(cls, d: Mapping[str, Any] | None, where: str) -> "LayerRule | None":
         if d is None:
             return None
-        if not isinstance(d, Mapping):
-            raise ConfigError(f"{where}: expected a mapping of rule fields or null (dense), got {d!r}")
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
-        try:
-            rule = cls.__new__(cls)
-            for f in fields(cls):
-                setattr(rule, f.name, d.get(f.name, f.default))
-            rule.validate(where)
-        except ConfigError:
-            raise
+        _check_fields(cls, d, where)
+        rule = cls.__new__(cls)
+        for f in fields(cls):
+            setattr(rule, f.name, d.get(f.name, f.default))
+        rule.validate(where)
         return rule
 
 
@@ -141,12 +143,7 @@ class PruneConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "PruneConfig":
-        if not isinstance(d, Mapping):
-            raise ConfigError(f"a prune config must be a mapping, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown prune config field(s) {sorted(unknown)}; known: {sorted(known)}")
+        _check_fields(cls, d, "prune config")
         kwargs: dict[str, Any] = {k: v for k, v in d.items() if k not in ("default", "rules", "exclude")}
         default = LayerRule.from_dict(d.get("default", {}), "default")
         if default is None:
