@@ -117,6 +117,8 @@ class Settings:
     image_size: int = 224
     tvm_max_gmac: float = 3.0
     max_call_s: float = 3.0
+    lowering: str = "auto"  # spattern engines: "auto" (microkernels on CPU when built), "microkernels", "linalg"
+    filter_block: int = 1  # spattern engines: 1 = per-kernel patterns (microkernels); >= 64 suits "linalg"
 
 
 # --- engines ---------------------------------------------------------------------------------------------------
@@ -219,7 +221,7 @@ def engine_litert(model, x, ref, s: Settings) -> Runner:
     return Runner(call, ref, "litert-torch -> .tflite fp32, XNNPACK delegate")
 
 
-def _pruned(model: torch.nn.Module, x: torch.Tensor, connectivity: float):
+def _pruned(model: torch.nn.Module, x: torch.Tensor, connectivity: float, filter_block: int):
     """(pruned model, plan): spattern.prune's default layers (3x3 convs but the stem), per-kernel patterns, by
     magnitude projection (speed does not depend on the values); spattern.testing's random plan as a fallback."""
     try:
@@ -228,8 +230,8 @@ def _pruned(model: torch.nn.Module, x: torch.Tensor, connectivity: float):
     except ImportError:
         from spattern.testing import random_plan_for
 
-        return random_plan_for(model, filter_block=1, connectivity=connectivity, seed=0)
-    cfg = PruneConfig(default=LayerRule(connectivity=connectivity, filter_block=1), method="magnitude",
+        return random_plan_for(model, filter_block=filter_block, connectivity=connectivity, seed=0)
+    cfg = PruneConfig(default=LayerRule(connectivity=connectivity, filter_block=filter_block), method="magnitude",
                       distill_steps=0, recalibrate_bn=False)
     res = spattern.prune(model, x, cfg, progress=False)
     return res.model, res.plan
@@ -240,15 +242,16 @@ def _engine_spattern(connectivity: float) -> Callable[..., Runner]:
         import spattern
 
         try:
-            pruned, plan = _pruned(model, x, connectivity)
-            compiled = spattern.compile(pruned, x, target="host", plan=plan, threads=s.threads)
+            pruned, plan = _pruned(model, x, connectivity, s.filter_block)
+            compiled = spattern.compile(pruned, x, target="host", plan=plan, threads=s.threads, lowering=s.lowering)
         except (ImportError, NotImplementedError) as e:
             raise Skip(f"sparse compile path not available yet ({type(e).__name__}: {e})") from None
         limit = totals(layer_table(pruned, x, plan)).mac_limit
         xn = x.numpy()
         lowering = compiled.info.get("lowering", "?")
         return Runner(lambda: compiled.run(xn)[0], _torch_out(pruned, x),
-                      f"patterns, block 1, connectivity {connectivity}, {lowering}; magnitude-pruned", limit)
+                      f"patterns, block {s.filter_block}, connectivity {connectivity}, {lowering}; magnitude-pruned",
+                      limit)
     return build
 
 
@@ -427,6 +430,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--tvm-max-gmac", type=float, default=3.0, help="skip untuned TVM above this many GMAC")
     p.add_argument("--max-call-s", type=float, default=3.0, help="drop an engine whose warm call takes longer")
+    p.add_argument("--lowering", default="auto", choices=["auto", "microkernels", "linalg"],
+                   help="lowering of the spattern engines")
+    p.add_argument("--filter-block", type=int, default=1, help="filter block of the spattern engines (1: per-kernel "
+                   "patterns, the microkernels' setting; 64 suits --lowering linalg)")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON (spattern report --peers)")
     return p.parse_args(argv)
 
@@ -441,7 +448,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown model or engine {bad!r}; models: {MODELS}; engines: {ENGINES}", file=sys.stderr)
         return 2
     s = Settings(threads=a.threads, rounds=a.rounds or (3 if a.quick else 9), reps=a.reps or (1 if a.quick else 3),
-                 tvm_max_gmac=a.tvm_max_gmac, max_call_s=a.max_call_s)
+                 tvm_max_gmac=a.tvm_max_gmac, max_call_s=a.max_call_s, lowering=a.lowering,
+                 filter_block=a.filter_block)
     if os.environ.get("TVM_NUM_THREADS") != str(s.threads):
         os.environ["TVM_NUM_THREADS"] = str(s.threads)
     console = Console(width=200)
