@@ -459,6 +459,7 @@ def _panel_peers(ax: Any, speed: Speedups | None) -> None:
         ax.bar(xs, [v[0] for v in vals], width=width, label=p,
                yerr=[[v[0] - v[1] for v in vals], [v[2] - v[0] for v in vals]], capsize=2)
     ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_yscale("log")  # ratios: 0.5x and 2x are the same distance from 1; untuned TVM is off by 20x
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(models))])
     ax.set_xticklabels([f"{m}\n({speed[m][0]})" for m in models], fontsize=8)
     ax.set_ylabel("peer time / our time (median, min..max of rounds)")
@@ -492,12 +493,13 @@ def _panel_accuracy(ax: Any, points: Sequence[AccuracyPoint] | None) -> None:
 # --- the CLI command ---------------------------------------------------------------------------------------------
 def report_command(model: Path | None = None, zoo: str | None = None, plan: Path | None = None,
                    input_shape: tuple[int, ...] | None = None, num_classes: int = 1000, plot_path: Path | None = None,
-                   accuracy: Path | None = None, peers: Path | None = None, time_repeat: int = 3,
+                   accuracy: Path | None = None, peers: Path | Sequence[Path] | None = None, time_repeat: int = 3,
                    console: Any = None) -> list[LayerRow]:
     """`spattern report MODEL [--plan ...] [--plot out.png] [--accuracy r.json] [--peers r.json]`.
 
     MODEL is what `spattern compile` takes (a pruned folder carries its own plan; a state dict needs --zoo);
-    `plan` overrides or adds a plan.json. Prints the per-layer table and writes the plot; returns the rows."""
+    `plan` overrides or adds a plan.json; `peers` is one or more `bench/peers.py --out` files. Prints the
+    per-layer table and writes the plot; returns the rows."""
     import torch
     from rich.console import Console
 
@@ -516,11 +518,14 @@ def report_command(model: Path | None = None, zoo: str | None = None, plan: Path
     rows = layer_table(loaded.model, x, the_plan, time_repeat=time_repeat)
     name = loaded.zoo_name or (model.name if model else "model")
     console.print(rows_table(rows, title=f"{name} {_shape(shape)}" + (" (pruned)" if the_plan else " (dense)")))
-    peer_data = speedups_vs_peers(read_peers(peers), read_peer_ratios(peers)) if peers is not None else None
+    peer_files = [] if peers is None else [peers] if isinstance(peers, (str, Path)) else list(peers)
+    peer_data: Speedups = {}
+    for f in peer_files:  # several bench/peers.py runs (e.g. one per model group); a later file wins per model
+        peer_data.update(speedups_vs_peers(read_peers(Path(f)), read_peer_ratios(Path(f))))
     acc_data = read_accuracy(accuracy) if accuracy is not None else None
     if plot_path is not None:
-        plot(plot_path, rows, peer_data, acc_data, title=name)
+        plot(plot_path, rows, peer_data or None, acc_data, title=name)
         console.print(f"wrote {plot_path}")
-    elif peers is not None or accuracy is not None:
+    elif peer_files or accuracy is not None:
         console.print("(--peers/--accuracy are drawn with --plot out.png)")
     return rows

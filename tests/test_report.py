@@ -120,7 +120,7 @@ def test_plot_png_size(tmp_path, pruned, tiny):
                                {"setting": "r=0.5", "accuracy": 85.0, "speedup": 3.5},
                                {"setting": "no speed", "accuracy": 0.95}]))
     out = tmp_path / "out.png"
-    report.report_command(plot_path=out, peers=peers, accuracy=acc, time_repeat=0, console=_quiet(),
+    report.report_command(plot_path=out, peers=[peers, peers], accuracy=acc, time_repeat=0, console=_quiet(),
                           **_tiny_model_args(tmp_path, pruned))
     assert png_size(out) == report.PLOT_SIZE_PX
     speed = report.speedups_vs_peers(report.read_peers(peers))
