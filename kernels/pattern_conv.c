@@ -37,6 +37,9 @@
 /* Software prefetch of the input rows this many channels ahead (a channel's tap loads would otherwise stall
  * its first kernels: the out-of-order window never reaches the next channel's loads). */
 #define SPK_PF_AHEAD 2
+#ifndef SPK_PF_OUT
+#define SPK_PF_OUT 1
+#endif
 #ifndef SPK_HOIST_CENTER
 #define SPK_HOIST_CENTER 1
 #endif
@@ -163,16 +166,6 @@ static void spk_tile_s1(const spk_layer *L, const float *in, float *out, int chu
   const int nf = L->chunk_nf[chunk], Wp = L->Wp, plane = L->Hp * Wp;
   const int q0 = tile * SPK_TILE, qend = L->Ho * Wp, q1 = q0 + SPK_TILE < qend ? q0 + SPK_TILE : qend;
   const int len = q1 - q0;
-  for (int j = 0; j < nf * ACC_STRIDE; j += VW) ST(acc + j, (vf){0});
-  for (int c = 0; c < L->C; ++c) {
-    const float *base = in + (size_t)c * plane + q0;
-    if (c + SPK_PF_AHEAD < L->C) {
-      const char *nb = (const char *)(base + (size_t)SPK_PF_AHEAD * plane);
-      for (int dy = 0; dy < 3; ++dy)
-        for (int b = 0; b < (SPK_TILE + 2) * 4 + 63; b += 64) __builtin_prefetch(nb + dy * Wp * 4 + b, 0, 3);
-    }
-    spk_pass(L, chunk, c, base, base + Wp, base + 2 * Wp, 1, len, acc);
-  }
   /* Row segments of the tile that are real outputs (x < Wo): acc offset, output offset, length. */
   const int relu = L->relu, Wo = L->Wo, Ho = L->Ho;
   int sa[SPK_TILE], so[SPK_TILE], sn[SPK_TILE], ns = 0;
@@ -182,6 +175,25 @@ static void spk_tile_s1(const spk_layer *L, const float *in, float *out, int chu
     const int e = y * Wp + Wo < q1 ? y * Wp + Wo : q1;
     sa[ns] = q - q0, so[ns] = y * Wo + x, sn[ns] = e - q, ++ns;
     q = e;
+  }
+#if SPK_PF_OUT
+  /* Prefetch (for writing) the output lines this tile will store: big layers' outputs are not in cache, and
+   * 64 planes of read-for-ownership misses at write-out time would stall on the store buffer. */
+  for (int j = 0; j < nf; ++j) {
+    const char *of = (const char *)(out + (size_t)L->chunk_fil[chunk * SPK_CHUNK + j] * L->Ho * L->Wo);
+    for (int i = 0; i < ns; ++i)
+      for (int o = so[i] * 4; o < (so[i] + sn[i]) * 4 + 63; o += 64) __builtin_prefetch(of + o, 1, 2);
+  }
+#endif
+  for (int j = 0; j < nf * ACC_STRIDE; j += VW) ST(acc + j, (vf){0});
+  for (int c = 0; c < L->C; ++c) {
+    const float *base = in + (size_t)c * plane + q0;
+    if (c + SPK_PF_AHEAD < L->C) {
+      const char *nb = (const char *)(base + (size_t)SPK_PF_AHEAD * plane);
+      for (int dy = 0; dy < 3; ++dy)
+        for (int b = 0; b < (SPK_TILE + 2) * 4 + 63; b += 64) __builtin_prefetch(nb + dy * Wp * 4 + b, 0, 3);
+    }
+    spk_pass(L, chunk, c, base, base + Wp, base + 2 * Wp, 1, len, acc);
   }
   for (int j = 0; j < nf; ++j) {
     const int f = L->chunk_fil[chunk * SPK_CHUNK + j];
@@ -205,6 +217,12 @@ static void spk_tile_s2(const spk_layer *L, const float *in, float *out, int chu
     const int q = j < n ? q0 + j : q0, y = q / Wo, x = q - y * Wo;
     off[j] = 2 * y * Wp + 2 * x;
   }
+#if SPK_PF_OUT
+  for (int j = 0; j < nf; ++j) {
+    const char *of = (const char *)(out + (size_t)L->chunk_fil[chunk * SPK_CHUNK + j] * HW + q0);
+    for (int o = 0; o < n * 4 + 63; o += 64) __builtin_prefetch(of + o, 1, 2);
+  }
+#endif
   for (int j = 0; j < nf * ACC_STRIDE; j += VW) ST(acc + j, (vf){0});
   for (int c = 0; c < L->C; ++c) {
     const float *base = in + (size_t)c * plane;
