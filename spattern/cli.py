@@ -123,11 +123,12 @@ def targets() -> None:
 @app.command()
 def demo(
     fast: bool = typer.Option(False, help="smaller settings (for tests)"),
+    connectivity: float = typer.Option(0.5, help="fraction of kernels removed (0 = patterns only)"),
 ) -> None:
-    """The main job end to end on a small built-in example."""
+    """Prune, lower, compile and run a small built-in example; print accuracy and speedup."""
     from .demo import run_demo
 
-    run_demo(fast=fast, console=out)
+    run_demo(fast=fast, connectivity=connectivity, console=out)
 
 
 def main() -> None:
@@ -139,10 +140,8 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         console.print("aborted")
         sys.exit(130)
-    except Exception as e:  # click's usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
+    except Exception as e:  # usage errors of typer's click (vendored as typer._click in typer >= 0.29)
+        if hasattr(e, "show") and hasattr(e, "exit_code"):
             e.show()
             sys.exit(e.exit_code)
         raise

@@ -9,7 +9,6 @@ Accepted forms:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,19 +94,12 @@ def load_model(path: str | Path | None, zoo: str | None = None, num_classes: int
 
 
 def _load_pruned_folder(folder: Path) -> LoadedModel:
-    from .pruning.plan import PLAN_FILE, PatternPlan
+    from .pruning import load_pruned
+    from .pruning.plan import PLAN_FILE
 
-    meta_path = folder / "model.json"
-    if not (folder / PLAN_FILE).exists() or not meta_path.exists():
-        raise ModelLoadError(f"{folder} is not a folder written by `spattern prune` (needs {PLAN_FILE} and "
-                             "model.json)")
-    meta = json.loads(meta_path.read_text())
-    zoo = meta.get("zoo_name")
-    if zoo is None:
-        raise ModelLoadError(f"{meta_path} names no zoo model; only zoo architectures can be rebuilt from a folder")
-    weights = folder / "model.safetensors"
-    model = zoo_model_with_weights(zoo, weights, int(meta.get("num_classes", 1000)), int(meta.get("image_size", 224)))
-    plan = PatternPlan.load(folder)
-    plan.check_state_dict(model.state_dict())
-    return LoadedModel(model, plan=plan, image_size=int(meta.get("image_size", 224)),
-                       num_classes=int(meta.get("num_classes", 1000)), zoo_name=zoo)
+    if not (folder / PLAN_FILE).exists():
+        raise ModelLoadError(f"{folder} is not a folder written by `spattern prune` (no {PLAN_FILE})")
+    result = load_pruned(folder)
+    info = getattr(result.model, "spattern_info", {}) or {}
+    return LoadedModel(result.model, plan=result.plan, image_size=int(info.get("image_size", 224)),
+                       num_classes=int(info.get("num_classes", 1000)), zoo_name=info.get("zoo"))

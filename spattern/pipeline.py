@@ -53,19 +53,21 @@ def _stage_export(state: PipelineState) -> None:
 
 def resolve_lowering(state: PipelineState) -> str:
     if state.lowering == "auto":
-        return "microkernels" if state.target.is_cpu and _microkernels_available() else "linalg"
+        return "microkernels" if state.target.is_cpu and _microkernels_available(state.target) else "linalg"
     if state.lowering not in ("microkernels", "linalg"):
         raise ConfigError(f"unknown lowering {state.lowering!r}; use 'microkernels', 'linalg' or 'auto'")
     return state.lowering
 
 
-def _microkernels_available() -> bool:
+def _microkernels_available(target: Target) -> bool:
+    from .errors import ToolUnavailableError
+    from .runtime.kernels import kernel_object
+
     try:
-        from .passes import lower_to_microkernels  # noqa: F401
-        from .runtime import kernels
-    except ImportError:
+        kernel_object(target.name)
+    except ToolUnavailableError:
         return False
-    return kernels.available()
+    return True
 
 
 def _stage_passes(state: PipelineState) -> None:
