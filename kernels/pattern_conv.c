@@ -28,7 +28,7 @@
 #define VPS 2 /* 16 ymm: 8 taps + 2 accumulators + weights */
 #elif defined(__ARM_NEON) || defined(__aarch64__)
 #define VW 4
-#define VPS 4 /* 32 q registers: 16 taps + 4 accumulators + 4 weights */
+#define VPS 4 /* 32 q registers: 16 taps + 4 accumulators + 4 weights (6 would spill: clang keeps every accumulator live) */
 #else
 #define VW 4
 #define VPS 1
@@ -204,18 +204,34 @@ static void spk_tile_s1(const spk_layer *L, const float *in, float *out, int chu
   }
 }
 
-/* Stride 2: tile = SPK_TILE consecutive outputs of the flattened [Ho, Wo] output; the 9 taps are gathered
- * once per channel into a stack buffer, after which the channel loop is the same as for stride 1, and the
- * write-out is one contiguous run per filter. */
+/* Stride 2: tile = SPK_TILE consecutive outputs of the flattened [Ho, Wo] output. Per channel the 9 taps are
+ * de-interleaved once into a stack buffer (row segments of the tile: two vector loads and an even/odd shuffle
+ * per tap row and vector of outputs), after which the channel loop is the same as for stride 1, and the
+ * write-out is one contiguous run per filter. Tap rows are TSTR apart: a segment's last vector may spill up to
+ * VW - 1 positions past its end (overwritten by the next segment, or unused past the tile). */
+#define TSTR (SPK_TILE + VW)
+#if VW == 16
+#define SPK_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+#define SPK_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
+#elif VW == 8
+#define SPK_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
+#define SPK_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15)
+#else
+#define SPK_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6)
+#define SPK_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7)
+#endif
 static void spk_tile_s2(const spk_layer *L, const float *in, float *out, int chunk, int tile,
                         float *restrict acc) {
   const int nf = L->chunk_nf[chunk], Wp = L->Wp, plane = L->Hp * Wp, Wo = L->Wo, HW = L->Ho * L->Wo;
   const int q0 = tile * SPK_TILE, n = HW - q0 < SPK_TILE ? HW - q0 : SPK_TILE;
-  float taps[9 * SPK_TILE] __attribute__((aligned(64)));
-  int off[SPK_TILE];
-  for (int j = 0; j < SPK_TILE; ++j) {
-    const int q = j < n ? q0 + j : q0, y = q / Wo, x = q - y * Wo;
-    off[j] = 2 * y * Wp + 2 * x;
+  float taps[9 * TSTR] __attribute__((aligned(64)));
+  for (int j = 0; j < 9 * TSTR; j += VW) ST(taps + j, (vf){0}); /* finite values past the last output */
+  /* Row segments of the tile: tile offset, input offset of the first output's window, length. */
+  int sj[SPK_TILE], si[SPK_TILE], sn[SPK_TILE], ns = 0;
+  for (int q = q0; q < q0 + n;) {
+    const int y = q / Wo, x = q - y * Wo, e = y * Wo + Wo < q0 + n ? y * Wo + Wo : q0 + n;
+    sj[ns] = q - q0, si[ns] = 2 * y * Wp + 2 * x, sn[ns] = e - q, ++ns;
+    q = e;
   }
 #if SPK_PF_OUT
   for (int j = 0; j < nf; ++j) {
@@ -226,12 +242,20 @@ static void spk_tile_s2(const spk_layer *L, const float *in, float *out, int chu
   for (int j = 0; j < nf * ACC_STRIDE; j += VW) ST(acc + j, (vf){0});
   for (int c = 0; c < L->C; ++c) {
     const float *base = in + (size_t)c * plane;
-    for (int t = 0; t < 9; ++t) {
-      const float *src = base + (t / 3) * Wp + (t % 3);
-      float *dst = taps + t * SPK_TILE;
-      for (int j = 0; j < SPK_TILE; ++j) dst[j] = src[off[j]];
+    for (int g = 0; g < ns; ++g) {
+      for (int dy = 0; dy < 3; ++dy) {
+        const float *row = base + si[g] + dy * Wp;
+        float *d0 = taps + 3 * dy * TSTR + sj[g], *d1 = d0 + TSTR, *d2 = d1 + TSTR;
+        for (int i = 0; i < sn[g]; i += VW) {
+          const vf a = LD(row + 2 * i), b = LD(row + 2 * i + VW);
+          const vf a2 = LD(row + 2 * i + 2), b2 = LD(row + 2 * i + 2 + VW);
+          ST(d0 + i, SPK_EVEN(a, b));
+          ST(d1 + i, SPK_ODD(a, b));
+          ST(d2 + i, SPK_EVEN(a2, b2));
+        }
+      }
     }
-    spk_pass(L, chunk, c, taps, taps + 3 * SPK_TILE, taps + 6 * SPK_TILE, SPK_TILE, n, acc);
+    spk_pass(L, chunk, c, taps, taps + 3 * TSTR, taps + 6 * TSTR, TSTR, n, acc);
   }
   const int relu = L->relu;
   for (int j = 0; j < nf; ++j) {

@@ -51,6 +51,7 @@ CASES = [  # n, f, c, h, w, stride, padding, connectivity, bias, relu
     (1, 8, 6, 7, 7, 2, 0, 0.0, True, True),  # 3x3 output: fewer outputs than one vector
     (1, 20, 4, 3, 3, 1, 1, 0.5, True, True),  # rows shorter than a vector (scalar write-out)
     (1, 66, 11, 30, 30, 1, 1, 0.5, True, False),  # row segments split across tiles
+    (1, 20, 6, 10, 71, 2, 1, 0.5, True, True),  # stride 2, rows longer than a vector, segments across tiles
 ]
 
 

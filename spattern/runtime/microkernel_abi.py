@@ -73,8 +73,8 @@ class ConvGeometry:
         wp = self.wp
         if self.stride == 1:
             last = self.ntiles() * TILE + 2 * wp + 2 + MAX_VECTOR
-        else:  # taps are gathered position by position: the last output's 3x3 window is the furthest read
-            last = (2 * (self.ho - 1) + 2) * wp + 2 * (self.wo - 1) + 3
+        else:  # taps are de-interleaved from whole vectors: up to 2 vectors past a row segment's last window
+            last = (2 * (self.ho - 1) + 2) * wp + 2 * self.wo + 2 + 4 * MAX_VECTOR
         rows = max(math.ceil(last / wp), self.h + 2 * self.padding)
         return self.padding, rows - self.h - self.padding, self.padding, self.padding
 
