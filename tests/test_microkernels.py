@@ -111,3 +111,67 @@ def test_objects_freestanding_and_pattern_header_current():
         undefined = subprocess.run(["nm", "-u", str(obj)], capture_output=True, text=True).stdout.split()
         assert undefined == [], f"{obj.name} calls outside itself: {undefined}"
     assert subprocess.run([sys.executable, str(ROOT / "kernels" / "gen_patterns.py"), "--check"]).returncode == 0
+
+
+_QEMU_HARNESS = r"""
+#include <stddef.h>
+#include <stdint.h>
+#include "case.h"
+void spattern_pattern_conv(const float *, const float *, size_t, size_t, size_t, const float *, const float *,
+                           size_t, size_t, size_t, const int32_t *, const int32_t *, size_t, size_t, size_t,
+                           float *, float *, size_t, size_t, size_t, size_t);
+static float out[OUT_N];
+static void sys_exit(long code) {
+  register long x0 __asm__("x0") = code;
+  register long x8 __asm__("x8") = 93;
+  __asm__ volatile("svc 0" : : "r"(x0), "r"(x8) : "memory");
+  for (;;) {}
+}
+void _start(void) {
+  for (size_t g = 0; g < NWG; ++g)
+    spattern_pattern_conv(IN, IN, 0, IN_N, 1, W, W, 0, W_N, 1, TAB, TAB, 0, TAB_N, 1, out, out, 0, OUT_N, 1, g);
+  for (size_t i = 0; i < OUT_N; ++i) {
+    const float d = out[i] - REF[i];
+    if (!(d <= TOL && -d <= TOL)) sys_exit(1);
+  }
+  sys_exit(0);
+}
+"""
+
+
+def _c_array(name: str, ctype: str, a: np.ndarray) -> str:
+    fmt = (lambda v: f"{float(v)!r}f") if ctype == "float" else (lambda v: str(int(v)))
+    body = ",".join(fmt(v) for v in a.reshape(-1))
+    return f"static const {ctype} {name}[] = {{{body}}};\n#define {name}_N {a.size}\n"
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_neon_object_matches_torch_under_qemu(tmp_path, stride):
+    """The aarch64 object (portable vector C, 4-lane NEON) run under qemu-aarch64 from a libc-free harness."""
+    import shutil
+
+    qemu = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
+    if qemu is None or shutil.which("clang") is None:
+        pytest.skip("needs qemu-aarch64 and clang")
+    try:
+        obj = kernels.kernel_object("aarch64-unknown-linux-gnu").path
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"microkernels not built: {e}")
+    rng = np.random.default_rng(7 + stride)
+    f, c, h, wd = 70, 7, 13, 11 if stride == 1 else 37
+    w, pid, kept = random_layer(rng, f, c, 0.5)
+    b = rng.standard_normal(f).astype(np.float32)
+    x = rng.standard_normal((1, c, h, wd)).astype(np.float32)
+    packed = pack_conv(w, pid, kept, b, x.shape, stride=stride, padding=1, relu=True)
+    ref = torch_ref(x, w, b, stride, 1, True)
+    tol = 1e-5 * max(1.0, float(np.abs(ref).max()))
+    (tmp_path / "case.h").write_text(
+        _c_array("IN", "float", pad_input(x, packed)) + _c_array("W", "float", packed.weights)
+        + _c_array("TAB", "int32_t", packed.table) + _c_array("REF", "float", ref)
+        + f"#define OUT_N {ref.size}\n#define NWG {packed.workgroups}\n#define TOL {tol!r}f\n")
+    (tmp_path / "h.c").write_text(_QEMU_HARNESS)
+    exe = tmp_path / "a.out"
+    subprocess.run(["clang", "--target=aarch64-linux-gnu", "-O1", "-ffreestanding", "-fno-builtin", "-nostdlib",
+                    "-static", "-fuse-ld=lld", "-fno-stack-protector", f"-I{tmp_path}", str(tmp_path / "h.c"),
+                    str(obj), "-o", str(exe)], check=True, capture_output=True)
+    assert subprocess.run([qemu, str(exe)], timeout=120).returncode == 0
