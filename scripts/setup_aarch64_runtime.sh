@@ -37,7 +37,14 @@ if [[ -z $wheel ]]; then
   "$py" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
     --platform manylinux_2_28_aarch64 --python-version "$pyver" \
     -d "$cache/wheels" "iree-base-runtime==$version" 2>&1 | grep -v 'is ignored' >&2 || true
-  wheel=$(ls "$cache"/wheels/iree_base_runtime-"$version"-*manylinux*aarch64*.whl | head -n1)
+  wheel=$(ls "$cache"/wheels/iree_base_runtime-"$version"-*manylinux*aarch64*.whl 2>/dev/null | head -n1 || true)
+  if [[ -z $wheel ]]; then
+    # Not fatal for the rest of the set-up: arm64 targets then report themselves unavailable (`spattern targets`)
+    # and their tests skip with this reason (under CI they fail).
+    log "WARNING: could not download iree-base-runtime==$version for aarch64 (no network or no such wheel);"
+    log "         arm64 modules cannot run here until this script succeeds."
+    exit 0
+  fi
 fi
 
 log "unpacking the runtime tools from $(basename "$wheel") into $dest"
