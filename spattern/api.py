@@ -50,8 +50,12 @@ def compile(model: torch.nn.Module | torch.export.ExportedProgram, example_input
     run_pipeline(state, stop_after=stop_after)
     if state.vmfb is None:
         raise InputError(f"compilation stopped after stage {stop_after!r}; no module was produced")
-    return CompiledModel(vmfb=state.vmfb, target=target, threads=threads, stages=dict(state.timings),
-                         info=dict(state.info))
+    info = dict(state.info)
+    if isinstance(model, torch.nn.Module):  # what CompiledModel.report() shows; one forward pass
+        from .report import layer_table
+
+        info["layers"] = [row.to_json() for row in layer_table(model, inputs[0], plan)]
+    return CompiledModel(vmfb=state.vmfb, target=target, threads=threads, stages=dict(state.timings), info=info)
 
 
 def prune(model: torch.nn.Module, example_input: Any, config: Any = None, seed: int = 0, progress: bool = True):

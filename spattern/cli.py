@@ -57,12 +57,16 @@ def compile(
     with console.status(f"compiling for {target}..."):
         compiled = api.compile(loaded.model, x, target=target, plan=loaded.plan, lowering=lowering,
                                passes=passes.split(",") if passes else None, dump_dir=dump_dir)
-    written = _write_output(compiled, output, x.numpy())
+    expected = None
+    if isinstance(loaded.model, torch.nn.Module):
+        with torch.no_grad():
+            expected = loaded.model(x).numpy()
+    written = _write_output(compiled, output, x.numpy(), expected)
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in compiled.stages.items())
     console.print(f"wrote {written} ({len(compiled.vmfb) / 1e6:.1f} MB; {stages})")
 
 
-def _write_output(compiled, output: Path, sample) -> Path:
+def _write_output(compiled, output: Path, sample, expected=None) -> Path:
     """A .vmfb path gets the module; a folder gets the module plus device artifacts where a target has them."""
     if output.suffix == ".vmfb":
         return compiled.save(output)
@@ -70,7 +74,60 @@ def _write_output(compiled, output: Path, sample) -> Path:
         from .runtime.artifacts import write_device_folder
     except ImportError:
         return compiled.save(output.with_suffix(".vmfb"))
-    return write_device_folder(compiled, output, [sample])
+    return write_device_folder(compiled, output, [sample], expected=None if expected is None else [expected])
+
+
+@app.command()
+def prune(
+    model: Optional[Path] = typer.Argument(None, help="weights (safetensors or a state-dict .pt) of a --zoo model"),
+    output: Path = typer.Option(..., "-o", "--output", help="folder to write (plan.json, model.safetensors, "
+                                                            "model.json); `spattern compile FOLDER` takes it"),
+    zoo: Optional[str] = typer.Option(None, help="zoo architecture (vgg16_bn, resnet18, resnet50, mobilenet_v2, "
+                                                  "vgg_small)"),
+    num_classes: int = typer.Option(1000, help="classes of the zoo model"),
+    input_shape: str = typer.Option("1,3,224,224", help="e.g. 1,3,32,32"),
+    config: Optional[Path] = typer.Option(None, help="prune.yaml: default rule, per-layer rules by glob, exclude"),
+    connectivity: Optional[float] = typer.Option(None, help="shortcut: fraction of kernels removed in every layer"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Prune a trained model without data: a pattern per 3x3 kernel, and whole kernels removed."""
+    import torch
+
+    from .modelfile import load_model
+    from .pruning import LayerRule, PruneConfig, prune as prune_model, save_pruned
+
+    shape = _parse_shape(input_shape)
+    if zoo is None:
+        raise InputError("pruning needs the architecture's modules: give --zoo NAME and the weights file")
+    loaded = load_model(model, zoo=zoo, num_classes=num_classes, image_size=shape[-1])
+    cfg = PruneConfig.from_yaml(config) if config is not None else PruneConfig()
+    if connectivity is not None:
+        cfg.default = LayerRule(connectivity=connectivity, filter_block=cfg.default.filter_block,
+                                library_size=cfg.default.library_size, library=cfg.default.library)
+    result = prune_model(loaded.model, torch.randn(*shape), config=cfg, seed=seed, progress=True)
+    info = {"zoo": zoo, "num_classes": num_classes, "image_size": shape[-1], "width": 1.0}
+    folder = save_pruned(result, output, model_info=info)
+    kept = sum(l.kept_fraction() for l in result.plan.layers) / max(1, len(result.plan.layers))
+    console.print(f"wrote {folder}: {len(result.plan.layers)} pattern layers, {kept:.0%} of kernels kept on average")
+
+
+@app.command()
+def report(
+    model: Optional[Path] = typer.Argument(None, help="a pruned folder, or weights with --zoo"),
+    zoo: Optional[str] = typer.Option(None),
+    plan: Optional[Path] = typer.Option(None, help="a plan.json to apply to the report"),
+    input_shape: Optional[str] = typer.Option(None, help="e.g. 1,3,224,224"),
+    num_classes: int = typer.Option(1000),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="write a PNG: per-layer MACs, speedup vs peers, "
+                                                             "accuracy vs speed"),
+    accuracy: Optional[Path] = typer.Option(None, help="bench/accuracy.py --out results"),
+    peers: Optional[list[Path]] = typer.Option(None, help="bench/peers.py --out results (repeatable)"),
+) -> None:
+    """Per-layer table of a model: shapes, dense or pattern, filter block, MACs kept, time share."""
+    from .report import report_command
+
+    report_command(model, zoo=zoo, plan=plan, input_shape=_parse_shape(input_shape) if input_shape else None,
+                   num_classes=num_classes, plot_path=plot, accuracy=accuracy, peers=peers, console=out)
 
 
 @app.command()
@@ -111,12 +168,13 @@ def run(
 @app.command()
 def targets() -> None:
     """List the compile targets and what each is for."""
+    from .runtime.runners import target_availability
     from .runtime.targets import TARGETS
 
-    table = Table("target", "for", "runs here through")
+    table = Table("target", "for", "runs here", "how / why not")
     for t in TARGETS.values():
-        how = {"python": "iree.runtime in this process", "qemu-aarch64": "iree-run-module under qemu-aarch64"}
-        table.add_row(t.name, t.description, f"{how[t.runner]} ({t.driver})")
+        a = target_availability(t)
+        table.add_row(t.name, t.description, "yes" if a.runs_here else "no", a.how if a.runs_here else a.reason)
     out.print(table)
 
 
