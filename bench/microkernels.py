@@ -156,7 +156,7 @@ __attribute__((visibility("default"))) void spk_bench_all(const float *in, size_
 """
 
 
-def cpu_time(rounds: int, npat: int) -> None:
+def cpu_time(rounds: int, npat: int, layers: list | None = None) -> None:
     """One core, thread CPU time: the host object vs torch's dense conv (see the module docstring)."""
     import ctypes
 
@@ -182,7 +182,7 @@ def cpu_time(rounds: int, npat: int) -> None:
     print("| layer | dense GFLOP/s | r=0 useful GFLOP/s | r=0 ratio (limit) | r=0.5 useful GFLOP/s "
           "| r=0.5 ratio (limit) |")
     print("|---|---|---|---|---|---|")
-    for c, hw in LAYERS_CPU:
+    for c, hw in layers or LAYERS_CPU:
         x = rng.standard_normal((1, c, hw, hw)).astype(np.float32)
         dense_w = rng.standard_normal((c, c, 3, 3)).astype(np.float32)
         pid = rng.choice(rng.choice(56, npat, replace=False), (c, c))
@@ -232,11 +232,13 @@ def main() -> int:
     parser.add_argument("--threads", type=int, nargs="*", default=[1, 2])
     parser.add_argument("--cpu-time", action="store_true",
                         help="one core, thread CPU time, host object vs torch dense (kernel tuning; no IREE)")
+    parser.add_argument("--layers", default="", help="--cpu-time layers, e.g. 64x56,512x14 (default: all)")
     parser.add_argument("--patterns", type=int, default=12, help="distinct patterns per layer (--cpu-time)")
     parser.add_argument("--_measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cpu_time:
-        cpu_time(args.rounds, args.patterns)
+        cpu_time(args.rounds, args.patterns,
+                 [tuple(map(int, t.split('x'))) for t in args.layers.split(',') if t] or None)
         return 0
     if args._measure:  # child: one thread count per process (the task topology is fixed per process)
         records = json.loads(Path(args._measure).read_text())

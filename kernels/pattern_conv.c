@@ -11,7 +11,18 @@
  * 100-150 GFLOP/s of useful work, 1.3-1.7x torch's dense conv with patterns only and 1.8-2.9x with half the
  * kernels removed. What bounds it: the accumulator load+store per 4 FMAs (a store-only variant of the inner
  * loop runs ~20% faster), and each run's setup (tap loads, loop exit): merging a channel's runs into one
- * would be another +15-35%.
+ * would be another +15-35%. On this core (AVX-512, 2 FMA/cycle) a synthetic kernel body of 24 register FMAs
+ * + 6 accumulator loads + 6 stores runs at 147 GFLOP/s, 243 without the stores: the 512-bit stores are the
+ * wall, not the FMAs or the loads.
+ *
+ * Tried and not kept: the output-stationary order (tile -> block of 2-16 input channels -> filter -> its
+ * kernels, 6-12 accumulator vectors in registers across the block, per-kernel record of 4 tap offsets and 4
+ * weights, FMAs with the input as memory operand; no accumulator traffic, no branch per pattern). Real kernel,
+ * one core, 12 patterns, r=0 / r=0.5: 75-82 / 71-78 GFLOP/s reading the input directly (3 of 4 taps are
+ * cache-line-split 64-byte loads: an FMA with a split memory operand runs at 42% of peak, aligned at 74%), and
+ * 89-110 / 78-92 with each block's 9 tap rows first copied into an aligned stack buffer (the copy alone costs
+ * ~18%; without it 125-134). Synthetic best case of its inner loop (aligned, all in L1): 155-170. The current
+ * order measured 109-131 / 87-106 in the same runs, so it stays.
  *
  * Portable C with clang vector extensions: one source for AVX-512 (16 lanes), AVX2 (8) and NEON (4); the ISA is
  * chosen by the compile flags. Freestanding: no libc call (no memset/memcpy idioms), nothing but this symbol
