@@ -77,7 +77,14 @@ typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));
 #define LD(p) (*(const vfu *)(p))
 #define ST(p, v) (*(vfu *)(p) = (v))
 
+/* x86_64: default visibility, so tests can load the object as a shared library through ctypes. aarch64: hidden,
+ * because a default-visibility symbol is preemptible in IREE's embedded ELF and lld then calls it through a PLT
+ * slot that IREE's aarch64 loader leaves unrelocated (the module jumped to the link-time address and crashed). */
+#if defined(__aarch64__)
+#define SPK_EXPORT __attribute__((visibility("hidden")))
+#else
 #define SPK_EXPORT __attribute__((visibility("default")))
+#endif
 
 typedef struct {
   int C, F, Hp, Wp, Ho, Wo, stride, relu, nchunks, ntiles, tpg;
