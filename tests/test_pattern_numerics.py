@@ -15,6 +15,7 @@ from spattern.models import build
 from spattern.testing import random_plan_for
 
 from conftest import assert_close_to_torch
+from test_targets import require
 
 MODELS = ["vgg16_bn", "resnet18", "resnet50", "mobilenet_v2"]
 WIDTH = {"vgg16_bn": 0.125, "resnet18": 0.25, "resnet50": 0.125, "mobilenet_v2": 0.25}
@@ -56,5 +57,19 @@ def test_full_width_vgg16_pattern_model_at_32():
     pruned, plan = random_plan_for(model, 1, 0.5, seed=2)
     x = torch.randn(1, 3, 32, 32)
     compiled = spattern.compile(pruned, x, plan=plan)
+    with torch.no_grad():
+        assert_close_to_torch(compiled.run(x.numpy())[0], pruned(x).numpy())
+
+
+@pytest.mark.parametrize("connectivity", [0.0, 0.5])
+@pytest.mark.parametrize("filter_block", [1, 8])
+@pytest.mark.parametrize("name", MODELS)
+def test_microkernels_on_arm64_under_qemu(name, filter_block, connectivity):
+    """The aarch64 NEON object linked into an arm64-linux module, run by the aarch64 iree-run-module (qemu)."""
+    require("arm64-linux")
+    model = build(name, num_classes=10, image_size=32, width=WIDTH[name])
+    pruned, plan = random_plan_for(model, filter_block, connectivity, seed=1)
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    compiled = spattern.compile(pruned, x, plan=plan, target="arm64-linux", lowering="microkernels")
     with torch.no_grad():
         assert_close_to_torch(compiled.run(x.numpy())[0], pruned(x).numpy())
