@@ -274,10 +274,15 @@ def verify_conv2d(op: ir.Operation) -> None:
 
 def conv2d_ops(module: ir.Module) -> list[ir.Operation]:
     """Every sparse_pattern.conv2d in the module, in program order."""
+    return ops_named(module, CONV2D)
+
+
+def ops_named(module: ir.Module, name: str) -> list[ir.Operation]:
+    """Every op called `name`, in program order."""
     found: list[ir.Operation] = []
 
     def visit(op: ir.Operation) -> ir.WalkResult:
-        if op.name == CONV2D:
+        if op.name == name:
             found.append(op)
         return ir.WalkResult.ADVANCE
 

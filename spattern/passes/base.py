@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import numpy as np
 from torch_mlir import ir
 
+from ..dialect.sparse_pattern import ops_named  # noqa: F401 (re-exported for the passes)
 from ..pruning.plan import PatternPlan
 
 
@@ -24,19 +25,6 @@ class Pass(Protocol):
     name: str
 
     def run(self, module: ir.Module, ctx: PassContext) -> None: ...
-
-
-def ops_named(module: ir.Module, name: str) -> list[ir.Operation]:
-    """Every op called `name`, in program order."""
-    found: list[ir.Operation] = []
-
-    def visit(op: ir.Operation) -> ir.WalkResult:
-        if op.name == name:
-            found.append(op)
-        return ir.WalkResult.ADVANCE
-
-    module.operation.walk(visit)
-    return found
 
 
 def as_op(owner: Any) -> ir.Operation | None:

@@ -1,0 +1,17 @@
+"""The README's first command runs `spattern demo`: here with --fast settings, end to end."""
+
+from rich.console import Console
+
+from spattern.demo import run_demo
+
+
+def test_demo_prunes_compiles_runs_and_reports(tmp_path):
+    console = Console(file=open(tmp_path / "out.txt", "w"), width=120)
+    result = run_demo(fast=True, connectivity=0.5, console=console)
+    text = (tmp_path / "out.txt").read_text()
+    assert "[5/5]" in text and "MAC limit" in text
+    assert result["acc_dense"] > 0.9  # the cached digits model
+    assert result["max_error"] < 1e-3
+    # the compiled module scores what the pruned PyTorch model scores on the same images
+    assert abs(result["acc_module"] - result["acc_pruned"]) <= 1 / 64 + 1e-9
+    assert 3.0 < result["mac_limit"] < 4.6
