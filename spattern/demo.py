@@ -58,7 +58,8 @@ def run_demo(fast: bool = False, connectivity: float = 0.5, console: Console | N
     acc_dense = _torch_accuracy(dense, x_test, y_test)
     console.print(f"[1/5] dense vgg_small, digits test set ({len(x_test)} images): top-1 {acc_dense:.1%}")
 
-    cfg = PruneConfig(default=LayerRule(connectivity=connectivity))
+    # Fewer synthetic images than the library default: the demo should finish in a couple of minutes.
+    cfg = PruneConfig(default=LayerRule(connectivity=connectivity), num_samples=128, synth_steps=100)
     if fast:
         cfg = PruneConfig(default=LayerRule(connectivity=connectivity), num_samples=64, synth_steps=30,
                           admm_iters=8, distill_steps=0, positions=2048)
