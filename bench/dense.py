@@ -36,7 +36,7 @@ print(json.dumps({{**c.stages, "peak_gb": peak / 1e6, "vmfb_mb": len(c.vmfb) / 1
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_model(name: str, size: int, rounds: int, threads: int) -> dict:
+def bench_model(name: str, size: int, rounds: int, threads: int, cost: dict[str, float]) -> dict:
     from spattern import models
     from spattern.passes.export import export_to_linalg, module_to_bytecode
     from spattern.runtime.compiler import compile_bytecode
@@ -78,7 +78,7 @@ def bench_model(name: str, size: int, rounds: int, threads: int) -> dict:
         "speedup_vs_torch_eager": {k: base / t.median_ms for k, t in timings.items()},
         "export_s": t_export,
         "compile_s": compile_s,
-        "cost_fresh_process": export_compile_cost(name, size),
+        "cost_fresh_process": cost,
     }
 
 
@@ -93,7 +93,10 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    results = [bench_model(m, args.size, args.rounds, args.threads) for m in args.models.split(",")]
+    names = args.models.split(",")
+    # Costs first, while this process is small: a child's peak RSS counts what it inherited at fork.
+    costs = {m: export_compile_cost(m, args.size) for m in names}
+    results = [bench_model(m, args.size, args.rounds, args.threads, costs[m]) for m in names]
     table = Table("model", "engine", "median ms", "spread", "vs torch eager", title=f"dense, {args.threads} threads")
     for r in results:
         for k, ms in r["median_ms"].items():
