@@ -9,7 +9,7 @@ def test_demo_prunes_compiles_runs_and_reports(tmp_path):
     console = Console(file=open(tmp_path / "out.txt", "w"), width=120)
     result = run_demo(fast=True, connectivity=0.5, console=console)
     text = (tmp_path / "out.txt").read_text()
-    assert "[5/5]" in text and "MAC limit" in text
+    assert "[5/6]" in text and "[6/6]" in text and "MAC limit" in text
     assert result["acc_dense"] > 0.9  # the cached digits model
     assert result["max_error"] < 1e-3
     # the compiled module scores what the pruned PyTorch model scores on the same images
