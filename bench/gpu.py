@@ -53,27 +53,10 @@ def _pattern_model(model: torch.nn.Module, filter_block: int, connectivity: floa
 
 
 def conv_macs(model: torch.nn.Module, x: torch.Tensor, plan: Any = None) -> int:
-    """Multiply-adds of the convs and linears; with a plan, a covered 3x3 conv counts only its kept weights
-    (4 of 9 per kept kernel). The ratio dense/pattern is the most a pattern module can gain."""
-    kept = {layer.name: float(np.mean(layer.kept)) * 4 / 9 for layer in getattr(plan, "layers", [])}
-    total = [0.0]
+    """MACs kept (the report's layer table); dense/pattern is the most a pattern module can gain."""
+    from spattern.report import layer_table, totals
 
-    def hook(name: str):
-        def f(mod: torch.nn.Module, inp: Any, out: torch.Tensor) -> None:
-            if isinstance(mod, torch.nn.Conv2d):
-                k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
-                total[0] += out.numel() * k * kept.get(name, 1.0)
-            else:
-                total[0] += out.numel() * mod.in_features
-        return f
-
-    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()
-               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    with torch.no_grad():
-        model(x)
-    for h in handles:
-        h.remove()
-    return int(total[0])
+    return totals(layer_table(model, x, plan)).macs_kept
 
 
 def _time(fn: Callable[[], Any], calls: int) -> float:

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import interleaved  # noqa: E402
+from spattern.timing import interleaved
 
 
 def mac_limit(model: torch.nn.Module, x: torch.Tensor, plan) -> float:

@@ -7,7 +7,6 @@ and timed against the dense model compiled by IREE at its best flags and against
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Callable
 
@@ -17,19 +16,12 @@ from rich.console import Console
 from rich.table import Table
 
 from . import api
+from .timing import interleaved
 
 
 def _interleaved_ms(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
     """Median ms of each fn over alternating rounds: one run, so the ratios hold on a busy machine."""
-    for fn in fns.values():
-        fn()
-    samples: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) * 1e3 for k, v in samples.items()}
+    return {k: t.median_ms for k, t in interleaved(fns, rounds=rounds, warmup=1).items()}
 
 
 def _module_accuracy(compiled: api.CompiledModel, x: torch.Tensor, y: torch.Tensor) -> float:

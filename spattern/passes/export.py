@@ -137,4 +137,5 @@ def module_to_bytecode(module) -> bytes:
 
 def module_to_text(module, large_elements_limit: int = 16) -> str:
     """Readable IR for dumps and errors: large constants are elided."""
-    return module.operation.get_asm(large_elements_limit=large_elements_limit, large_resource_limit=large_elements_limit)
+    return module.operation.get_asm(large_elements_limit=large_elements_limit,
+                                    large_resource_limit=large_elements_limit)

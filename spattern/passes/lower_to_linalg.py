@@ -89,7 +89,6 @@ class LowerToLinalg:
         if in_shape[0] != 1:
             raise CompileError(f"lower-to-linalg: batch {in_shape[0]} is not supported yet (batch 1 only)")
         dense = info.expand(constant_array(op.operands[1]))  # [F, C, 3, 3]
-        bias = constant_array(op.operands[2]).astype(np.float32)
         plans = self._plan_groups(op)
         n, c, h, w = in_shape
         f, ho, wo = out_shape[1], out_shape[2], out_shape[3]
@@ -166,7 +165,7 @@ class LowerToLinalg:
             allr = results[0][0]
         else:
             allr = "%all"
-            emit(f"%all = tensor.concat dim(0) " + ", ".join(r for r, _ in results) + " : ("
+            emit("%all = tensor.concat dim(0) " + ", ".join(r for r, _ in results) + " : ("
                  + ", ".join(_t((k, ho * wo)) for _, k in results) + f") -> {_t((f, ho * wo))}")
         emit(f"%out = tensor.expand_shape {allr} [[0, 1], [2, 3]] output_shape [1, {f}, {ho}, {wo}] : "
              f"{_t((f, ho * wo))} into {_t(out_shape)}")

@@ -18,6 +18,7 @@ from ..errors import CompileError, PlanError, SpatternError
 from ..fileio import atomic_write_text
 from ..pruning.plan import PatternPlan
 from .base import Pass, PassContext
+from .export import module_to_text
 from .compact_weights import CompactWeights
 from .filter_kernel_reorder import FilterKernelReorder
 from .group_patterns import GroupPatterns
@@ -71,8 +72,7 @@ def make_pass(name: str) -> Pass:
 
 def print_ir(module: ir.Module, limit: int | None = None) -> str:
     """Module text with constants above `limit` elements elided (weights never travel as text)."""
-    limit = DUMP_ELEMENTS_LIMIT if limit is None else limit
-    return module.operation.get_asm(large_elements_limit=limit, large_resource_limit=limit)
+    return module_to_text(module, DUMP_ELEMENTS_LIMIT if limit is None else limit)
 
 
 def _repro_command(failing: Path, pass_name: str, plan_path: Path | None) -> str:

@@ -1,4 +1,5 @@
-"""Shared benchmark helpers: ratios measured in one run, by alternating rounds, reported as medians.
+"""Timing shared by the benchmarks and `spattern demo`: ratios measured in one run, by alternating rounds,
+reported as medians.
 
 These machines are shared and noisy, so a benchmark never compares numbers from two runs: every engine is
 timed in the same process, round-robin, and the ratio of medians is what is reported (with the spread).
