@@ -8,8 +8,16 @@ Per model and size, compiled once each, then timed in alternating rounds (median
   portable fb64 r      the portable lowering (lower-to-linalg), 64 filters share a pattern per channel
   microkernels fb1 r   the CPU fast path (C pattern microkernels), a pattern per kernel
 for r = 0 (patterns only) and r = 0.5 (half the kernels removed), with each plan's MAC limit beside its ratio.
-`--ablation` adds the portable path with only import-patterns + lower-to-linalg (no FKR, grouping, compaction or
-load reuse). Plans are random-pattern plans: speed depends on the structure, not on the values.
+`--ablation` adds, for r = 0, the steps from dense to the full CPU path, each with its speedup over the step
+before (as PatDNN reported per optimisation):
+  portable fb64        + patterns through the portable lowering (64 filters share a pattern per channel: with a
+                       pattern per kernel the portable path is about dense speed and compiles for many minutes)
+  mk no FKR/LRE        + microkernels (from here a pattern per kernel), kernels in filter order, each loading its own taps (passes: import-patterns,
+                       lower-to-microkernels)
+  mk FKR               + filter-kernel-reorder / group-patterns / compact-weights: kernels sorted by pattern
+  microkernels fb1     + reuse-loads: each run of same-pattern kernels loads its taps once (the default pipeline)
+and the portable fb64 path with only import-patterns + lower-to-linalg. Plans are random-pattern plans: speed
+depends on the structure, not on the values.
 """
 
 from __future__ import annotations
@@ -23,6 +31,13 @@ from pathlib import Path
 import torch
 
 from spattern.timing import interleaved
+
+
+ABLATION_STEPS = [  # (label, the passes run before the microkernels), r = 0, filter_block 1
+    ("mk no FKR/LRE", ["import-patterns", "lower-to-microkernels"]),
+    ("mk FKR", ["import-patterns", "filter-kernel-reorder", "group-patterns", "compact-weights",
+                "lower-to-microkernels"]),
+]
 
 
 def mac_limit(model: torch.nn.Module, x: torch.Tensor, plan) -> float:
@@ -47,6 +62,8 @@ def bench(name: str, size: int, rounds: int, threads: int, ablation: bool) -> di
         if ablation and r == 0.0:
             variants[f"portable fb64 r{r} no FKR/group/FKW/LRE"] = (pruned64, plan64, "linalg",
                                                                     ["import-patterns", "lower-to-linalg"])
+            for label, passes in ABLATION_STEPS:
+                variants[f"{label} r{r}"] = (pruned1, plan1, "microkernels", passes)
     compiled, compile_s, limits = {}, {}, {}
     for label, (m, plan, lowering, passes) in variants.items():
         t0 = time.perf_counter()
@@ -61,6 +78,22 @@ def bench(name: str, size: int, rounds: int, threads: int, ablation: bool) -> di
             "rows": [{"variant": k, "median_ms": t.median_ms, "spread": t.spread,
                       "speedup_vs_dense_iree": dense_ms / t.median_ms, "mac_limit": limits[k],
                       "compile_s": compile_s[k]} for k, t in timings.items()]}
+
+
+def print_ablation(res: dict) -> None:
+    """The ablation chain (r = 0, filter_block 1): each step's time and its speedup over the step before."""
+    by_label = {row["variant"]: row for row in res["rows"]}
+    chain = ["dense", "portable fb64 r0.0", *[f"{label} r0.0" for label, _ in ABLATION_STEPS],
+             "microkernels fb1 r0.0"]
+    if not all(label in by_label for label in chain):
+        return
+    print(f"ablation, {res['model']} {res['size']}, patterns only, a pattern per kernel:")
+    before = None
+    for label in chain:
+        ms = by_label[label]["median_ms"]
+        step = "" if before is None else f", step {before / ms:.2f}x"
+        print(f"  {label:<24} {ms:8.2f} ms  vs dense {by_label['dense']['median_ms'] / ms:.2f}x{step}")
+        before = ms
 
 
 def main() -> None:
@@ -86,6 +119,8 @@ def main() -> None:
                           f"{row['spread']:.0%}", f"{row['speedup_vs_dense_iree']:.2f}x", f"{row['mac_limit']:.2f}x",
                           f"{row['compile_s']:.0f}")
     Console(width=150).print(table)
+    for res in results:
+        print_ablation(res)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
 

@@ -23,6 +23,12 @@
  * 89-110 / 78-92 with each block's 9 tap rows first copied into an aligned stack buffer (the copy alone costs
  * ~18%; without it 125-134). Synthetic best case of its inner loop (aligned, all in L1): 155-170. The current
  * order measured 109-131 / 87-106 in the same runs, so it stays.
+ * Also tried: channel pairs (a filter with kernels on channels 2s and 2s+1 visited once: the first kernel's taps
+ * from the run's registers, the second's 4 taps as aligned memory operands from per-channel tap buffers, so one
+ * accumulator load+store per 8 FMAs; 3 vectors per pass for the register budget). Slower in the same runs:
+ * 100-106 vs 120-129 GFLOP/s (64ch 56x56) and 85-93 vs 99-102 (256ch 14x14) with patterns only, 82-87 vs 101-106
+ * and 52-57 vs 78-80 with half removed, even with the tap copies left out: per 8 FMAs it issues 5 vector loads
+ * plus 8 weight broadcasts per 3 vectors, so the load ports, not the store, become the wall.
  *
  * Portable C with clang vector extensions: one source for AVX-512 (16 lanes), AVX2 (8) and NEON (4); the ISA is
  * chosen by the compile flags. Freestanding: no libc call (no memset/memcpy idioms), nothing but this symbol

@@ -13,7 +13,7 @@ import torch
 from spattern.errors import PlanError
 from spattern.patterns import all_masks
 from spattern.runtime import kernels
-from spattern.runtime.microkernel_abi import KernelLibrary, pack_conv, pad_input
+from spattern.runtime.microkernel_abi import H, KernelLibrary, pack_conv, pad_input
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,6 +84,29 @@ def test_packing_tables_are_consistent():
     assert p.weights.shape == (4 * kept.sum() + 150,)
     nf = p.table[p.table[20]: p.table[20] + 3]  # chunk_nf of 3 chunks
     assert sorted(nf.tolist()) == [50, 50, 50]
+
+
+@pytest.mark.parametrize("reorder,reuse_loads", [(False, False), (True, False), (False, True)])
+def test_ablation_packings_match_torch(reorder, reuse_loads):
+    """FKR and LRE switched off (the ablation) change the order and the runs, never the result."""
+    _objects_or_skip()
+    rng = np.random.default_rng(3)
+    w, pid, kept = random_layer(rng, 70, 13, 0.5, all_patterns=False)
+    b = rng.standard_normal(70).astype(np.float32)
+    x = rng.standard_normal((1, 13, 17, 15)).astype(np.float32)
+    full = pack_conv(w, pid, kept, b, x.shape)
+    p = pack_conv(w, pid, kept, b, x.shape, reorder=reorder, reuse_loads=reuse_loads)
+
+    def n_runs(q):  # run_start[nchunks * C]: the runs in total
+        return int(q.table[q.table[H["OFF_RUN_START"]] + q.table[H["NCHUNKS"]] * 13])
+
+    full_runs, p_runs = n_runs(full), n_runs(p)
+    assert full_runs < p_runs
+    if not reuse_loads:
+        assert p_runs == p.kept_kernels  # every kernel its own run
+    y = KernelLibrary.load("x86_64").run(p, pad_input(x, p))
+    ref = torch_ref(x, w, b, 1, 1, False)
+    assert np.abs(y - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max())
 
 
 def test_weights_outside_pattern_rejected():

@@ -18,6 +18,7 @@ iree_runtime = pytest.importorskip("iree.runtime")
 from spattern.dialect.sparse_pattern import load_dialect  # noqa: E402
 from spattern.passes.base import PassContext  # noqa: E402
 from spattern.passes.lower_to_microkernels import LowerToMicrokernels  # noqa: E402
+from spattern.passes.pipeline import OPTIMIZE, make_pass  # noqa: E402
 from spattern.runtime import kernels  # noqa: E402
 from spattern.runtime.microkernel_dispatch import MICROKERNEL_ATTR, materialize_microkernels  # noqa: E402
 
@@ -56,12 +57,16 @@ func.func @main(%x: {x_t}) -> {o_t} {{
     return text, dense.reshape(f, c, 3, 3), bias
 
 
-def lower(text: str) -> tuple[str, bytes]:
+def lower(text: str, optimize: bool = False) -> tuple[str, bytes]:
+    """lower-to-microkernels alone, or (optimize) after the passes whose tables switch on FKR and LRE."""
     ctx = ir.Context()
     load_dialect(ctx)
     with ctx:
         module = ir.Module.parse(text)
-        LowerToMicrokernels().run(module, PassContext())
+        pctx = PassContext()
+        for name in (OPTIMIZE[1:] if optimize else []):
+            make_pass(name).run(module, pctx)
+        LowerToMicrokernels().run(module, pctx)
         buf = io.BytesIO()
         module.operation.write_bytecode(buf)
         return module.operation.get_asm(large_elements_limit=16), buf.getvalue()
@@ -76,15 +81,15 @@ def test_pass_emits_pad_and_call():
     assert "call @spattern_mk_0(" in asm
 
 
-@pytest.mark.parametrize("stride,block", [(1, 1), (2, 8)])
-def test_lowered_module_matches_torch(stride, block):
+@pytest.mark.parametrize("stride,block,optimize", [(1, 1, True), (1, 1, False), (2, 8, True)])
+def test_lowered_module_matches_torch(stride, block, optimize):
     try:
         kernels.kernel_object("host")
     except Exception as e:  # noqa: BLE001
         pytest.skip(f"microkernels not built: {e}")
     rng = np.random.default_rng(stride)
     text, dense, bias = conv_module(rng, n=2, stride=stride, block=block, f=70)
-    _, bytecode = lower(text)
+    _, bytecode = lower(text, optimize)
     vmfb = iree_compiler.compile_str(materialize_microkernels(bytecode, "host"), target_backends=["llvm-cpu"],
                                      extra_args=["--iree-llvmcpu-target-cpu=host"])
     config = iree_runtime.Config("local-task")

@@ -8,6 +8,12 @@ kernel's numerics can be checked against torch in milliseconds without compiling
 Order of the kept kernels (FKR + FKW): filters are dealt into chunks of <= 64 with similar kept-kernel counts
 (load balance: a chunk is one workgroup's unit of work); inside a chunk, kernels are ordered by (input channel,
 pattern, filter), so each (chunk, channel, pattern) is one run that one hard-coded loop of the kernel serves.
+
+The two optimisations can be switched off for the ablation (`lower-to-microkernels` does so when the
+`filter-kernel-reorder` or `reuse-loads` pass did not run): `reorder=False` keeps filters in their own order,
+64 per chunk, and kernels in (channel, filter) order, so consecutive kernels rarely share a pattern and the
+kernel's pattern switch is taken (and mispredicted) per kernel; `reuse_loads=False` makes every kernel its own
+run, so its 4 tap vectors are loaded for it alone instead of once per run of same-pattern kernels.
 """
 
 from __future__ import annotations
@@ -129,9 +135,11 @@ def chunk_filters(kept_per_filter: np.ndarray) -> list[np.ndarray]:
 
 def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bias: np.ndarray | None,
               input_shape: tuple[int, int, int, int], stride: int = 1, padding: int = 1, relu: bool = False,
-              workgroups: int = DEFAULT_WORKGROUPS, check_zeros: bool = True) -> PackedConv:
+              workgroups: int = DEFAULT_WORKGROUPS, check_zeros: bool = True, reorder: bool = True,
+              reuse_loads: bool = True) -> PackedConv:
     """Packs a pruned dense weight [F, C, 3, 3] with its per-kernel global pattern ids [F, C] and kept mask
-    [F, C] for an input of shape [N, C, H, W]. Weights outside a kernel's pattern must be zero (check_zeros)."""
+    [F, C] for an input of shape [N, C, H, W]. Weights outside a kernel's pattern must be zero (check_zeros).
+    reorder / reuse_loads: FKR and LRE, on by default (see the module docstring)."""
     weight = np.asarray(weight, dtype=np.float32)
     if weight.ndim != 4 or weight.shape[2:] != (3, 3):
         raise ConfigError(f"pattern conv weight must be [F, C, 3, 3], got {weight.shape}")
@@ -157,7 +165,8 @@ def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bia
         if np.any(flat[~allowed] != 0):
             raise PlanError("weights are non-zero outside their kernel's pattern (or in a removed kernel)")
 
-    chunks = chunk_filters(kept.sum(axis=1))
+    chunks = (chunk_filters(kept.sum(axis=1)) if reorder
+              else np.array_split(np.arange(f), max(1, math.ceil(f / CHUNK))))
     nch = len(chunks)
     chunk_of = np.empty(f, dtype=np.int64)
     local_of = np.empty(f, dtype=np.int64)
@@ -171,14 +180,14 @@ def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bia
 
     ff, cc = np.nonzero(kept)
     pp = pattern_ids[ff, cc]
-    order = np.lexsort((local_of[ff], pp, cc, chunk_of[ff]))
+    order = np.lexsort((local_of[ff], pp, cc, chunk_of[ff]) if reorder else (local_of[ff], cc, chunk_of[ff]))
     ff, cc, pp = ff[order], cc[order], pp[order]
     k = len(ff)
     fkw = flat[ff[:, None], cc[:, None], _TAPS[pp]].astype(np.float32)  # [K, 4], taps ascending
     group = chunk_of[ff] * c + cc  # (chunk, channel) of each kernel
     new_run = np.ones(k, dtype=bool)
     if k:
-        new_run[1:] = (group[1:] != group[:-1]) | (pp[1:] != pp[:-1])
+        new_run[1:] = (group[1:] != group[:-1]) | (pp[1:] != pp[:-1]) | (not reuse_loads)
     run_first = np.nonzero(new_run)[0]
     run_k = np.append(run_first, k).astype(np.int32)
     run_pid = pp[run_first].astype(np.int32)
