@@ -2,6 +2,7 @@
 
     export    torch.nn.Module -> linalg-on-tensors (torch-mlir)
     passes    linalg + PatternPlan -> sparse_pattern IR -> reordered, grouped, compacted, lowered IR
+              (first the target's pre-passes, on every model: e.g. Vulkan's depthwise-conv-to-generic)
     finalize  MLIR bytecode for IREE (on the CPU fast path: microkernel calls become IREE custom dispatches)
     compile   bytecode -> .vmfb (iree-compile)
 
@@ -71,13 +72,18 @@ def _microkernels_available(target: Target) -> bool:
 
 
 def _stage_passes(state: PipelineState) -> None:
-    if state.plan is None:
+    """The target's pre-passes (every model, dense too), then, with a plan, the plan's pass pipeline."""
+    pre = list(state.target.pre_passes)
+    if state.plan is None and not pre:
         return
     from .passes.pipeline import default_pipeline, run_passes
 
-    lowering = resolve_lowering(state)
-    names = state.passes if state.passes is not None else default_pipeline(lowering)
-    state.info["lowering"] = lowering
+    names = list(pre)
+    if state.plan is not None:
+        lowering = resolve_lowering(state)
+        chosen = state.passes if state.passes is not None else default_pipeline(lowering)
+        names += [n for n in chosen if n not in pre]
+        state.info["lowering"] = lowering
     state.info["passes"] = list(names)
     ctx = run_passes(state.module, state.plan, names, dump_dir=state.dump_dir)
     state.info["pass_stats"] = getattr(ctx, "stats", {})

@@ -23,6 +23,7 @@ from spattern.runtime import runners
 from spattern.runtime.artifacts import local_commands, write_device_folder
 from spattern.runtime.module import CompiledModel, load
 from spattern.runtime.runners import IreeRunModuleRunner, VulkanRunner, external_runner, target_availability
+from spattern.runtime.targets import get_target
 
 REL_TOL = 1e-4  # max abs error <= REL_TOL * max |output|
 
@@ -92,9 +93,9 @@ def test_arm64_under_qemu_matches_pytorch(zoo, tmp_path, target, name):
     assert err <= tol
 
 
-# mobilenet_v2 is left out on Vulkan: its depthwise convs come out wrong on lavapipe (see the xfail test below),
-# and lavapipe takes minutes to build its ~60 pipelines.
-VULKAN_MODELS = ["vgg_small", "resnet18"]
+# mobilenet_v2's depthwise convs are right on Vulkan through the target's depthwise-conv-to-generic pre-pass
+# (issue 7; the depthwise tests below show the upstream race it works around).
+VULKAN_MODELS = ["vgg_small", "resnet18", "mobilenet_v2"]
 
 
 @pytest.mark.parametrize("name", VULKAN_MODELS)
@@ -123,25 +124,97 @@ def test_vulkan_through_iree_run_module_matches_pytorch(zoo, name):
     assert err <= tol
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_depthwise_conv_on_vulkan(stride):
-    """Known problem, kept visible: a single 3x3 depthwise conv compiled for `vulkan` (IREE 3.13, baseline
-    profile) gives wrong numbers on lavapipe (max error about 1.7 for outputs of about 2), while the same model is
-    right on llvm-cpu. Whether a real GPU shows it too is not known here. It xfails while the error is there and
-    passes once it is fixed; then mobilenet_v2 goes back into VULKAN_MODELS."""
-    require("vulkan")
+# (in channels, size, stride, dilation, bias): MobileNet's 3x3 stride 1 and 2, odd sizes, dilation, a bias init.
+DEPTHWISE_CASES = [(8, 16, 1, 1, False), (8, 16, 2, 1, False), (32, 7, 1, 1, False), (24, 9, 2, 1, True),
+                   (16, 12, 1, 2, False)]
+
+
+def _depthwise(c: int, size: int, stride: int, dilation: int, bias: bool):
+    """(model, input, PyTorch output) of one 3x3 depthwise conv."""
     torch.manual_seed(0)
-    model = torch.nn.Conv2d(8, 8, 3, stride, 1, groups=8, bias=False).eval()
-    x = torch.randn(1, 8, 16, 16)
+    model = torch.nn.Conv2d(c, c, 3, stride, dilation, dilation=dilation, groups=c, bias=bias).eval()
+    x = torch.randn(1, c, size, size)
     with torch.no_grad():
         ref = model(x).numpy()
-    (host,) = spattern.compile(model, x, target="host").run(x)
-    assert max_err(host, ref)[0] <= max_err(host, ref)[1]
-    (got,) = spattern.compile(model, x, target="vulkan").run(x)
+    return model, x, ref
+
+
+@pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=lambda c: "c{}-{}x{}-s{}-d{}{}".format(c[0], c[1], c[1], *c[2:4],
+                                                                                             "-bias" * c[4]))
+def test_depthwise_conv_on_vulkan_matches_pytorch(case):
+    require("vulkan")
+    model, x, ref = _depthwise(*case)
+    compiled = spattern.compile(model, x, target="vulkan")
+    assert compiled.info["pass_stats"]["depthwise-conv-to-generic"] == {"rewritten": 1, "skipped": 0}
+    (got,) = compiled.run(x)
     err, tol = max_err(got, ref)
-    print(f"vulkan depthwise stride {stride}: max abs err {err:.3g} (tolerance {tol:.3g})")
+    print(f"vulkan depthwise {case}: max abs err {err:.3g} (tolerance {tol:.3g})")
+    assert err <= tol
+
+
+def _conv_dispatch_output_maps(bytecode: bytes, target, tmp_path: Path) -> list[str]:
+    """The output indexing map of each reduction linalg.generic IREE configured for the target's dispatches."""
+    import re
+
+    from spattern.runtime.compiler import compile_bytecode
+
+    dump = tmp_path / "configs"
+    compile_bytecode(bytecode, target, extra_flags=[f"--iree-hal-dump-executable-configurations-to={dump}"])
+    maps = []
+    for f in sorted(dump.glob("configured_*.mlir")):
+        for line in f.read_text().splitlines():
+            if "linalg.generic" in line and '"reduction"' in line:
+                maps.append(re.search(r"(affine_map<\([^)]*\) -> \([^)]*\)>)\], iterator_types", line).group(1))
+    return maps
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_upstream_iree_depthwise_conv_on_vulkan_races_without_the_rewrite(stride, tmp_path):
+    """The upstream behaviour, kept visible (issue 7). IREE 3.13 generalizes `linalg.depthwise_conv_2d_nchw_chw`
+    with loops (oh, ow, c, kh, kw) once the unit batch is folded, so the output map is a permutation; its SPIR-V
+    BaseDistribute pipeline then distributes the output's zero fill over the threads differently from the
+    reduction, with no barrier between them, and late zero stores wipe other threads' sums. The first part needs
+    no device: it checks that permuted map in IREE's own dispatch, and the identity map after
+    depthwise-conv-to-generic. The second part runs the raw module (the pre-pass removed from the target): on
+    lavapipe about a third of the outputs come back 0. It xfails while that is so; if it passes here, IREE's race
+    may be gone and the pre-pass could go (check a real GPU too: a race need not show on every device)."""
+    import dataclasses
+
+    from spattern.passes.export import export_to_linalg, module_to_bytecode
+    from spattern.passes.pipeline import run_passes
+
+    model, x, ref = _depthwise(8, 16, stride, 1, False)
+    raw = dataclasses.replace(get_target("vulkan"), pre_passes=())
+    module = export_to_linalg(model, [x])
+    assert _conv_dispatch_output_maps(module_to_bytecode(module), raw, tmp_path / "raw") == [
+        "affine_map<(d0, d1, d2, d3, d4) -> (d2, d0, d1)>"]
+    run_passes(module, None, ["depthwise-conv-to-generic"])
+    assert _conv_dispatch_output_maps(module_to_bytecode(module), raw, tmp_path / "rewritten") == [
+        "affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2)>"]
+
+    require("vulkan")
+    compiled = spattern.compile(model, x, target=raw)
+    assert "passes" not in compiled.info
+    (got,) = compiled.run(x)
+    err, tol = max_err(got, ref)
+    print(f"raw IREE vulkan depthwise stride {stride}: max abs err {err:.3g} (tolerance {tol:.3g})")
     if err > tol:
-        pytest.xfail(f"depthwise conv wrong on Vulkan/lavapipe: max abs err {err:.3g} > {tol:.3g}")
+        pytest.xfail(f"upstream IREE race on the NCHW depthwise conv: max abs err {err:.3g} > {tol:.3g}")
+
+
+@pytest.mark.parametrize("target", ["vulkan-adreno", "vulkan-mali"])
+def test_depthwise_conv_on_phone_tuned_vulkan_targets_matches_pytorch_on_lavapipe(target):
+    """The phone-tuned targets have the same race on the raw depthwise conv. Their whole models are not run on
+    lavapipe (wrong numbers, subgroup size 8: see the test below), but a lone depthwise conv uses no subgroup
+    operation, so its module runs here through VulkanRunner directly, past the phone-only check."""
+    require("vulkan")
+    model, x, ref = _depthwise(32, 16, 2, 1, False)
+    compiled = spattern.compile(model, x, target=target)
+    assert compiled.info["pass_stats"]["depthwise-conv-to-generic"]["rewritten"] == 1
+    (got,) = VulkanRunner(compiled.vmfb, "vulkan").run([x.numpy()])
+    err, tol = max_err(got, ref)
+    print(f"{target} depthwise on lavapipe: max abs err {err:.3g} (tolerance {tol:.3g})")
+    assert err <= tol
 
 
 def test_vulkan_plain_iree_runtime_still_refuses_host_buffers(zoo):
@@ -161,6 +234,8 @@ def test_vulkan_plain_iree_runtime_still_refuses_host_buffers(zoo):
 def test_phone_tuned_vulkan_targets_compile_but_are_not_run_on_lavapipe(zoo, target):
     compiled = compiled_for(zoo, "vgg_small", target)
     assert len(compiled.vmfb) > 1000
+    mobilenet = compiled_for(zoo, "mobilenet_v2", target)  # its 17 depthwise convs through the pre-pass
+    assert mobilenet.info["pass_stats"]["depthwise-conv-to-generic"] == {"rewritten": 17, "skipped": 0}
     assert [s.shape for s in compiled.input_specs] == [(1, 3, 32, 32)]  # metadata readable without a device
     devices = runners.vulkan_devices()
     if devices and all(runners.is_software_vulkan(d) for d in devices):

@@ -20,6 +20,7 @@ from ..pruning.plan import PatternPlan
 from .base import Pass, PassContext
 from .export import module_to_text
 from .compact_weights import CompactWeights
+from .depthwise_to_generic import DepthwiseConvToGeneric
 from .filter_kernel_reorder import FilterKernelReorder
 from .group_patterns import GroupPatterns
 from .import_patterns import ImportPatterns
@@ -35,6 +36,7 @@ PASSES: dict[str, Callable[[], Pass]] = {
     CompactWeights.name: CompactWeights,
     ReuseLoads.name: ReuseLoads,
     LowerToLinalg.name: LowerToLinalg,
+    DepthwiseConvToGeneric.name: DepthwiseConvToGeneric,
 }
 
 

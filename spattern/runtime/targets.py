@@ -26,6 +26,9 @@ class Target:
     runner: str  # "python": in-process iree.runtime; "qemu-aarch64": iree-run-module under qemu
     cpu_arch: str | None = None  # "x86_64" / "aarch64" for CPU targets (selects the microkernel object)
     dense_extra_flags: tuple[str, ...] = field(default=())  # flags that make dense convs fast on this target
+    # spattern passes run on every compile for this target (dense models too), before a plan's passes: rewrites
+    # of IR that the target's IREE codegen gets wrong.
+    pre_passes: tuple[str, ...] = field(default=())
 
     @property
     def is_cpu(self) -> bool:
@@ -37,6 +40,8 @@ class Target:
 
 _CPU = "--iree-hal-target-backends=llvm-cpu"
 _VULKAN = "--iree-hal-target-backends=vulkan-spirv"
+# IREE's SPIR-V codegen races on NCHW depthwise convs (issue 7; see spattern/passes/depthwise_to_generic.py).
+_VULKAN_PRE_PASSES = ("depthwise-conv-to-generic",)
 
 TARGETS: dict[str, Target] = {
     t.name: t
@@ -74,6 +79,7 @@ TARGETS: dict[str, Target] = {
             (_VULKAN,),
             driver="vulkan",
             runner="python",
+            pre_passes=_VULKAN_PRE_PASSES,
         ),
         Target(
             "vulkan-adreno",
@@ -81,6 +87,7 @@ TARGETS: dict[str, Target] = {
             (_VULKAN, "--iree-vulkan-target=adreno"),
             driver="vulkan",
             runner="python",
+            pre_passes=_VULKAN_PRE_PASSES,
         ),
         Target(
             "vulkan-mali",
@@ -88,6 +95,7 @@ TARGETS: dict[str, Target] = {
             (_VULKAN, "--iree-vulkan-target=valhall"),
             driver="vulkan",
             runner="python",
+            pre_passes=_VULKAN_PRE_PASSES,
         ),
     ]
 }
