@@ -21,10 +21,11 @@ MODELS = ["vgg16_bn", "resnet18", "resnet50", "mobilenet_v2"]
 WIDTH = {"vgg16_bn": 0.125, "resnet18": 0.25, "resnet50": 0.125, "mobilenet_v2": 0.25}
 
 
-def _check(name: str, filter_block: int, connectivity: float, lowering: str) -> spattern.CompiledModel:
+def _check(name: str, filter_block: int, connectivity: float, lowering: str,
+           batch: int = 1) -> spattern.CompiledModel:
     model = build(name, num_classes=10, image_size=32, width=WIDTH[name])
     pruned, plan = random_plan_for(model, filter_block, connectivity, seed=1)
-    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     compiled = spattern.compile(pruned, x, plan=plan, lowering=lowering)
     assert compiled.info["lowering"] == lowering
     with torch.no_grad():
@@ -45,6 +46,11 @@ def test_portable_lowering_matches_pruned_model(name, filter_block, connectivity
 @pytest.mark.parametrize("name", MODELS)
 def test_microkernels_match_pruned_model(name, filter_block, connectivity):
     _check(name, filter_block, connectivity, "microkernels")
+
+
+@pytest.mark.parametrize("lowering", ["linalg", "microkernels"])
+def test_batch_of_three_matches_pruned_model(lowering):
+    _check("resnet18", 8, 0.5, lowering, batch=3)
 
 
 def test_microkernels_forced_avx2(monkeypatch):

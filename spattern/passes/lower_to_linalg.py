@@ -13,6 +13,7 @@ why group-patterns merges them into >= 64-filter groups.
 
 Reads, when present: `groups` (group-patterns), `channel_order` (filter-kernel-reorder), `load_schedule`
 (reuse-loads); otherwise one group per plan block, input channels in natural order, unmerged slices.
+A batch of N images calls the one-image function N times (a wrapper concatenates the results).
 IREE never sees a sparse_pattern op after this pass.
 """
 
@@ -86,8 +87,8 @@ class LowerToLinalg:
         info = conv2d_info(op)
         in_shape = tuple(ir.RankedTensorType(op.operands[0].type).shape)
         out_shape = tuple(ir.RankedTensorType(op.results[0].type).shape)
-        if in_shape[0] != 1:
-            raise CompileError(f"lower-to-linalg: batch {in_shape[0]} is not supported yet (batch 1 only)")
+        batch = int(in_shape[0])
+        in_shape, out_shape = (1, *in_shape[1:]), (1, *out_shape[1:])  # the body computes one image
         dense = info.expand(constant_array(op.operands[1]))  # [F, C, 3, 3]
         plans = self._plan_groups(op)
         n, c, h, w = in_shape
@@ -173,17 +174,43 @@ class LowerToLinalg:
         w_args = "".join(f", %w{i}: {_t(wt.shape)}" for i, wt in enumerate(weights))
         text = (f"func.func private @{fname}(%x: {_t(in_shape)}, %bias: {_t((f,))}{w_args}) -> {_t(out_shape)} {{\n"
                 + "\n".join("  " + ln for ln in lines) + "\n}")
+        callee = fname
+        if batch > 1:
+            callee = f"{fname}_batch"
+            text += "\n" + self._batch_wrapper(callee, fname, batch, in_shape, out_shape, f, weights)
         try:
             parsed = ir.Module.parse(text)
         except ir.MLIRError as e:
             raise CompileError(f"lower-to-linalg built invalid IR for {op.location}: {e}") from None
-        func = parsed.body.operations[0].operation
-        func.move_before(module.body.operations[0].operation)
+        anchor = module.body.operations[0].operation
+        for func in list(parsed.body.operations):
+            func.operation.move_before(anchor)
         with ir.InsertionPoint(op), op.location:
             w_vals = [f32_constant(wt) for wt in weights]
             call = ir.Operation.create(
                 "func.call", results=[op.results[0].type], operands=[op.operands[0], op.operands[2], *w_vals],
-                attributes={"callee": ir.FlatSymbolRefAttr.get(fname)})
+                attributes={"callee": ir.FlatSymbolRefAttr.get(callee)})
         op.results[0].replace_all_uses_with(call.results[0])
         op.erase()
         return len(weights), n_slices
+
+    @staticmethod
+    def _batch_wrapper(name: str, body: str, batch: int, in_shape: tuple, out_shape: tuple, f: int,
+                       weights: list[np.ndarray]) -> str:
+        """A function that runs the one-image body on each image of the batch and concatenates the results
+        (the matmul's columns are one image's positions; images stay separate so the layout stays NCHW)."""
+        x_t, o_t = _t((batch, *in_shape[1:])), _t((batch, *out_shape[1:]))
+        w_args = "".join(f", %w{i}: {_t(wt.shape)}" for i, wt in enumerate(weights))
+        w_uses = "".join(f", %w{i}" for i in range(len(weights)))
+        w_types = "".join(f", {_t(wt.shape)}" for wt in weights)
+        lines = []
+        for i in range(batch):
+            lines.append(f"%x{i} = tensor.extract_slice %x[{i}, 0, 0, 0] [1, {', '.join(str(d) for d in in_shape[1:])}]"
+                         f" [1, 1, 1, 1] : {x_t} to {_t(in_shape)}")
+            lines.append(f"%y{i} = func.call @{body}(%x{i}, %bias{w_uses}) : ({_t(in_shape)}, {_t((f,))}{w_types}) "
+                         f"-> {_t(out_shape)}")
+        lines.append("%out = tensor.concat dim(0) " + ", ".join(f"%y{i}" for i in range(batch)) + " : ("
+                     + ", ".join(_t(out_shape) for _ in range(batch)) + f") -> {o_t}")
+        lines.append(f"return %out : {o_t}")
+        return (f"func.func private @{name}(%x: {x_t}, %bias: {_t((f,))}{w_args}) -> {o_t} {{\n"
+                + "\n".join("  " + ln for ln in lines) + "\n}")
