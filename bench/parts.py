@@ -204,15 +204,16 @@ def iree_engine(bytecode: bytes, variant: str, xs) -> Callable[[], np.ndarray]:
 def ort_engine(model: nn.Module, xs) -> Callable[[], np.ndarray]:
     import onnxruntime as ort
 
-    path = Path(tempfile.mkdtemp(prefix="parts-onnx-")) / "model.onnx"
-    torch.onnx.export(model, tuple(xs), str(path), dynamo=True, opset_version=18, external_data=True,
-                      verbose=False)
     so = ort.SessionOptions()
     so.intra_op_num_threads = THREADS
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    with tempfile.TemporaryDirectory(prefix="parts-onnx-") as tmp:  # the session holds the weights
+        path = Path(tmp) / "model.onnx"
+        torch.onnx.export(model, tuple(xs), str(path), dynamo=True, opset_version=18, external_data=True,
+                          verbose=False)
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     feeds = {i.name: x.numpy() for i, x in zip(sess.get_inputs(), xs)}
     return lambda: sess.run(None, feeds)[0]
 
