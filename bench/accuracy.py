@@ -43,7 +43,27 @@ def run_setting(model: torch.nn.Module, images: torch.Tensor, test: tuple[torch.
             "kl_after_layerwise": res.report.get("kl_after_layerwise"), "_result": res}
 
 
-def bench_model(name: str, task: str, quick: bool, seed: int, ft_epochs: int, log: Any) -> list[dict[str, Any]]:
+def parse_setting(text: str) -> LayerRule:
+    """'k16-fb8-c0.5' (any subset, any order) -> LayerRule(library_size=16, filter_block=8, connectivity=0.5)."""
+    kw: dict[str, Any] = {}
+    for part in text.split("-"):
+        if part.startswith("fb"):
+            kw["filter_block"] = int(part[2:])
+        elif part.startswith("k"):
+            kw["library_size"] = int(part[1:])
+        elif part.startswith("c"):
+            kw["connectivity"] = float(part[1:])
+        else:
+            raise SystemExit(f"bad sweep setting {text!r}: use e.g. k16-fb8-c0.5")
+    return LayerRule(**kw)
+
+
+def bench_model(name: str, task: str, quick: bool, seed: int, ft_epochs: int, log: Any, ft_lr: float | None = None,
+                stages: set[str] | None = None, sweeps_only: bool = False, gaussian_rows: bool = True,
+                sweep_settings: list[str] | None = None
+                ) -> list[dict[str, Any]]:
+    """stages: the main-row stages to run (None: all of magnitude, refit, admm, admm+distill; "finetuned" always
+    follows admm+distill). sweeps_only: skip the main rows and run the k / filter_block sweeps only."""
     torch.manual_seed(seed)
     model = trained_model(name, task, seed=seed, progress=False)
     (xtr, ytr), test = data.load_task(task)
@@ -65,10 +85,13 @@ def bench_model(name: str, task: str, quick: bool, seed: int, ft_epochs: int, lo
     add(stage="dense", acc=dense, synthesis_s=t_syn)
     base = LayerRule()
     configs: list[tuple[str, LayerRule]] = [("patterns", base), ("conn0.5", LayerRule(connectivity=0.5))]
-    for label, rule in configs:
+    for label, rule in (configs if not sweeps_only else []):
         for method, dsteps, stage in (("magnitude", 0, "magnitude"), ("refit", 0, "refit"), ("admm", 0, "admm"),
                                       ("admm", 200, "admm+distill")):
-            for src in (["bn", "gaussian"] if stage in ("refit", "admm+distill") and label == "patterns" else ["bn"]):
+            if stages is not None and stage not in stages:
+                continue
+            for src in (["bn", "gaussian"] if stage in ("refit", "admm+distill") and label == "patterns"
+                        and gaussian_rows else ["bn"]):
                 r = run_setting(model, inputs[src], test, rule, method, dsteps, seed, {})
                 res = r.pop("_result")
                 add(stage=stage, setting=label, inputs=src, k=rule.library_size, filter_block=rule.filter_block,
@@ -76,14 +99,18 @@ def bench_model(name: str, task: str, quick: bool, seed: int, ft_epochs: int, lo
                 if stage == "admm+distill" and src == "bn":
                     ft = copy.deepcopy(res.model)
                     t1 = time.perf_counter()
+                    lr_kw = {} if ft_lr is None else {"lr": ft_lr}  # None: finetune's own default
                     finetune(ft, res.plan, data.Batches(xtr, ytr, batch=128, seed=seed, shift=2,
-                                                        flip=task == "shapes"), epochs=ft_epochs, lr=0.01)
+                                                        flip=task == "shapes"), epochs=ft_epochs, **lr_kw)
                     add(stage="finetuned", setting=label, inputs=src, k=rule.library_size,
                         filter_block=rule.filter_block, connectivity=rule.connectivity,
-                        acc=accuracy(ft, *test), wall_s=time.perf_counter() - t1, epochs=ft_epochs)
+                        acc=accuracy(ft, *test), wall_s=time.perf_counter() - t1, epochs=ft_epochs,
+                        lr=ft_lr if ft_lr is not None else "default")
     sweeps: list[LayerRule] = []
-    if not quick:
-        sweeps += [LayerRule(library_size=k) for k in (16, 56)]
+    if sweep_settings is not None:
+        sweeps = [parse_setting(x) for x in sweep_settings]
+    elif not quick or sweeps_only:
+        sweeps += [LayerRule(library_size=k, connectivity=c) for k in (16, 56) for c in (0.0, 0.5)]
         sweeps += [LayerRule(filter_block=fb, connectivity=c) for fb in (8, 64) for c in (0.0, 0.5)]
     for rule in sweeps:
         r = run_setting(model, inputs["bn"], test, rule, "admm", 200, seed, {})
@@ -115,7 +142,15 @@ def main() -> None:
                     "synthetic images")
     ap.add_argument("--models", default="vgg_small,resnet18")
     ap.add_argument("--tasks", default="digits,shapes")
-    ap.add_argument("--ft-epochs", type=int, default=3)
+    ap.add_argument("--ft-epochs", type=int, default=8)
+    ap.add_argument("--ft-lr", type=float, default=None, help="fine-tuning learning rate (default: finetune's)")
+    ap.add_argument("--stages", default=None, help="comma list of main-row stages to run (magnitude, refit, admm, "
+                    "admm+distill); default all")
+    ap.add_argument("--no-gaussian", action="store_true", help="skip the Gaussian-input baseline rows")
+    ap.add_argument("--sweeps-only", action="store_true", help="only the library-size / filter_block sweeps "
+                    "(k 16, 56 and filter_block 8, 64, each at connectivity 0 and 0.5; k8-fb1 is the main row)")
+    ap.add_argument("--sweeps", default=None, help="comma list of sweep settings replacing the default sweep, "
+                    "e.g. k16-c0,k56-c0,fb8-c0.5 (k library size, fb filter_block, c connectivity)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--vgg16-timing", action="store_true", help="only time pruning VGG-16-BN at 224")
@@ -141,7 +176,10 @@ def main() -> None:
         return
     for task in args.tasks.split(","):
         for name in args.models.split(","):
-            results["rows"] += bench_model(name, task, args.quick, args.seed, args.ft_epochs, log)
+            results["rows"] += bench_model(name, task, args.quick, args.seed, args.ft_epochs, log, ft_lr=args.ft_lr,
+                                           stages=set(args.stages.split(",")) if args.stages else None,
+                                           sweeps_only=args.sweeps_only, gaussian_rows=not args.no_gaussian,
+                                           sweep_settings=args.sweeps.split(",") if args.sweeps else None)
             save()
     save()
 

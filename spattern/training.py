@@ -68,7 +68,8 @@ def trained_model(name: str, task: str, seed: int = 0, width: float | None = Non
     stem = cache_dir("models") / f"{name}-{tag}-w{width}-e{epochs}-s{seed}-v1"
     model = build(name, num_classes=10, image_size=32, width=width, seed=seed)
     info: dict[str, Any] = {"zoo": name, "num_classes": 10, "image_size": 32, "width": width, "task": task}
-    wfile, jfile = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    # not stem.with_suffix: the name holds dots ("w0.5"), which with_suffix would cut, losing epochs and seed
+    wfile, jfile = stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
     if wfile.is_file() and jfile.is_file():
         try:
             model.load_state_dict(load_file(str(wfile)))

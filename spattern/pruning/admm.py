@@ -10,6 +10,7 @@ geometrically so W and Z meet. The final mask is then fixed and the kept weights
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -153,6 +154,22 @@ def admm(stats: LayerStats, w0: torch.Tensor, c: int, library: list[int], filter
     return s
 
 
+@contextlib.contextmanager
+def _one_thread():
+    """Batched LAPACK calls on one thread: torch 2.13's CPU build runs the batch in an OpenMP parallel_for and MKL
+    threads each LU again inside it. With 2 threads a batch of 12 600x600 solves did not finish in 300 s (one thread:
+    0.4 s) and MKL printed "Parameter 6 was incorrect on entry to DLASWP"; refit hung in it for over 10 minutes."""
+    n = torch.get_num_threads()
+    if n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 def refit(stats: LayerStats, mask: torch.Tensor, w_init: torch.Tensor, direct_flops: float = 2e11,
           cg_iters: int = 80) -> torch.Tensor:
     """Least-squares weights [F, D'] supported on mask ([F, C, 9]; bias column free): exact per-filter solves
@@ -177,7 +194,8 @@ def refit(stats: LayerStats, mask: torch.Tensor, w_init: torch.Tensor, direct_fl
             hs = torch.where(vv, hs, torch.zeros((), dtype=hs.dtype))
             hs = hs + torch.diag_embed(torch.where(val, ridge, 1.0).to(hs.dtype))
             rhs = torch.where(val, torch.gather(B[a:a + chunk], 1, idx), torch.zeros((), dtype=hs.dtype))
-            sol = torch.linalg.solve(hs, rhs[:, :, None])[:, :, 0]
+            with _one_thread():
+                sol = torch.linalg.solve(hs, rhs[:, :, None])[:, :, 0]
             sol = torch.where(val, sol, torch.zeros((), dtype=sol.dtype))
             out[a:a + chunk].scatter_(1, idx, sol)
         return out
