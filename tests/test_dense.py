@@ -69,3 +69,27 @@ def test_stop_after_export_returns_no_module():
     model = models.build("vgg_small", num_classes=10, image_size=32, width=0.25)
     with pytest.raises(InputError, match="stopped after stage 'export'"):
         spattern.compile(model, torch.randn(1, 3, 32, 32), stop_after="export")
+
+
+def test_strided_1x1_convs_become_slice_and_matmul_on_host():
+    """ResNet downsample convs (1x1, stride 2) are rewritten by the host pre-pass strided-1x1-to-slice (IREE's
+    CPU codegen takes a slow path for the strided form) and the model still matches torch."""
+    model = models.build("resnet18", num_classes=10, image_size=32, width=0.25)
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    compiled = spattern.compile(model, x, target="host")
+    assert compiled.info["pass_stats"]["strided-1x1-to-slice"] == {"rewritten": 3, "skipped": 0}
+    with torch.no_grad():
+        ref = model(x).numpy()
+    assert_close_to_torch(compiled.run(x.numpy())[0], ref)
+
+
+@pytest.mark.parametrize("size,stride", [((7, 9), 2), ((8, 10), 3)])
+def test_strided_1x1_conv_on_odd_sizes_matches_torch(size, stride):
+    """strided-1x1-to-slice pads (7 rows, stride 2) or reshapes exactly; either way the numbers are torch's."""
+    model = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Conv2d(8, 16, 1, stride=stride), torch.nn.ReLU()).eval()
+    x = torch.randn(1, 8, *size, generator=torch.Generator().manual_seed(2))
+    compiled = spattern.compile(model, x, target="host")
+    assert compiled.info["pass_stats"]["strided-1x1-to-slice"] == {"rewritten": 1, "skipped": 0}
+    with torch.no_grad():
+        ref = model(x).numpy()
+    assert_close_to_torch(compiled.run(x.numpy())[0], ref)

@@ -26,6 +26,7 @@ from .group_patterns import GroupPatterns
 from .import_patterns import ImportPatterns
 from .lower_to_linalg import LowerToLinalg
 from .reuse_loads import ReuseLoads
+from .strided_1x1_to_slice import Strided1x1ToSlice
 
 DUMP_ELEMENTS_LIMIT = 256
 
@@ -37,6 +38,7 @@ PASSES: dict[str, Callable[[], Pass]] = {
     ReuseLoads.name: ReuseLoads,
     LowerToLinalg.name: LowerToLinalg,
     DepthwiseConvToGeneric.name: DepthwiseConvToGeneric,
+    Strided1x1ToSlice.name: Strided1x1ToSlice,
 }
 
 
