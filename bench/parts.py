@@ -269,7 +269,9 @@ def run_part(name: str, make, variants: list[str], peers: bool, rounds: int, log
     return res
 
 
-def run_whole(name: str, variants: list[str], rounds: int, log, dense: bool = False) -> dict:
+def _whole_model(name: str, dense: bool):
+    """A zoo model at 224 with random BN statistics, pruned by a random per-kernel pattern plan (or dense), and
+    its input."""
     from spattern.testing import random_plan_for
 
     torch.manual_seed(0)
@@ -277,7 +279,11 @@ def run_whole(name: str, variants: list[str], rounds: int, log, dense: bool = Fa
     pruned, plan = random_plan_for(model, filter_block=1, connectivity=0.0, seed=0)
     if dense:
         pruned, plan = model, None
-    x = torch.randn(1, 3, 224, 224)
+    return pruned, plan, torch.randn(1, 3, 224, 224)
+
+
+def run_whole(name: str, variants: list[str], rounds: int, log, dense: bool = False) -> dict:
+    pruned, plan, x = _whole_model(name, dense)
     with torch.no_grad():
         ref = pruned(x).numpy().copy()
     bc = export_bytecode(pruned, (x,), plan=plan)
@@ -326,19 +332,12 @@ def profile_vmfb(vmfb: bytes, x: np.ndarray, min_time_s: float = 2.0) -> dict[st
 
 def run_profile(name: str, variants: list[str], log, top: int = 14, dense: bool = False) -> None:
     """`name`: a zoo model (pattern-pruned, with its plan) or one of the parts (dense)."""
-    from spattern.testing import random_plan_for
-
     parts = build_parts()
     if name in parts:
         model, xs = parts[name]()
         bc, x, what = export_bytecode(model.eval(), xs), xs[0], "dense part"
     else:
-        torch.manual_seed(0)
-        model = _randomize_bn(models.build(name, num_classes=1000, image_size=224))
-        pruned, plan = random_plan_for(model, filter_block=1, connectivity=0.0, seed=0)
-        if dense:
-            pruned, plan = model, None
-        x = torch.randn(1, 3, 224, 224)
+        pruned, plan, x = _whole_model(name, dense)
         bc, what = export_bytecode(pruned, (x,), plan=plan), "dense" if dense else "patterns"
     for v in variants:
         try:

@@ -47,6 +47,14 @@ def f32_constant(values: np.ndarray) -> ir.Value:
     return ir.Operation.create("arith.constant", results=[attr.type], attributes={"value": attr}).results[0]
 
 
+def int_pair_attr(op: ir.Operation, name: str) -> tuple[int, int]:
+    """A linalg conv's `strides` / `dilations` (a 2-element dense int attribute) as a pair; (1, 1) if absent."""
+    if name not in op.attributes:
+        return 1, 1
+    values = np.array(ir.DenseIntElementsAttr(op.attributes[name])).reshape(-1)
+    return int(values[0]), int(values[1])
+
+
 def erase_dead(module: ir.Module) -> int:
     """Erase pure ops (constants, tensor reshapes/pads, elementwise generics) whose results are unused, until none
     is left; returns how many."""

@@ -21,19 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
 from torch_mlir import ir
 
-from .base import PassContext, ops_named
+from .base import PassContext, int_pair_attr, ops_named
 
 DEPTHWISE_NCHW = "linalg.depthwise_conv_2d_nchw_chw"
-
-
-def _pair(op: ir.Operation, name: str) -> tuple[int, int]:
-    if name not in op.attributes:
-        return 1, 1
-    values = np.array(ir.DenseIntElementsAttr(op.attributes[name])).reshape(-1)
-    return int(values[0]), int(values[1])
 
 
 def _arith(op: ir.Operation) -> tuple[ir.Type, str, str] | None:
@@ -72,8 +64,8 @@ class DepthwiseConvToGeneric:
         if arith is None:
             return False
         elt, mul_op, add_op = arith
-        sh, sw = _pair(op, "strides")
-        dh, dw = _pair(op, "dilations")
+        sh, sw = int_pair_attr(op, "strides")
+        dh, dw = int_pair_attr(op, "dilations")
         maps = ir.Attribute.parse(
             "[affine_map<(n, c, h, w, i, j) -> "
             f"(n, c, h * {sh} + i * {dh}, w * {sw} + j * {dw})>, "

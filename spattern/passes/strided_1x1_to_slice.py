@@ -34,17 +34,10 @@ from typing import ClassVar
 import numpy as np
 from torch_mlir import ir
 
-from .base import PassContext, ops_named
+from .base import PassContext, int_pair_attr, ops_named
 
 CONV_NCHW = "linalg.conv_2d_nchw_fchw"
 MEMOIZED_MAPS = "linalg.memoized_indexing_maps"
-
-
-def _pair(op: ir.Operation, name: str) -> tuple[int, int]:
-    if name not in op.attributes:
-        return 1, 1
-    values = np.array(ir.DenseIntElementsAttr(op.attributes[name])).reshape(-1)
-    return int(values[0]), int(values[1])
 
 
 def _static_shape(value: ir.Value) -> list[int] | None:
@@ -107,7 +100,7 @@ class Strided1x1ToSlice:
         """True: rewritten; False: a strided 1x1 conv left alone; None: not a strided 1x1 conv."""
         if len(op.operands) != 3 or len(op.results) != 1:
             return None
-        sh, sw = _pair(op, "strides")
+        sh, sw = int_pair_attr(op, "strides")
         if (sh, sw) == (1, 1):
             return None
         x, w, _ = op.operands
