@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 from torch_mlir import ir
@@ -53,6 +53,18 @@ def int_pair_attr(op: ir.Operation, name: str) -> tuple[int, int]:
         return 1, 1
     values = np.array(ir.DenseIntElementsAttr(op.attributes[name])).reshape(-1)
     return int(values[0]), int(values[1])
+
+
+def rewrite_each(module: ir.Module, op_name: str, rewrite: Callable[[ir.Operation], bool | None]) -> dict[str, int]:
+    """Apply `rewrite` to every op named `op_name` (in the module's context); it returns True (rewritten), False
+    (a candidate left alone) or None (not a candidate). Returns the counts a pass reports as its statistics."""
+    counts = {"rewritten": 0, "skipped": 0}
+    with module.context, ir.Location.unknown():
+        for op in ops_named(module, op_name):
+            verdict = rewrite(op)
+            if verdict is not None:
+                counts["rewritten" if verdict else "skipped"] += 1
+    return counts
 
 
 def erase_dead(module: ir.Module) -> int:

@@ -23,7 +23,7 @@ from typing import ClassVar
 
 from torch_mlir import ir
 
-from .base import PassContext, int_pair_attr, ops_named
+from .base import PassContext, int_pair_attr, rewrite_each
 
 DEPTHWISE_NCHW = "linalg.depthwise_conv_2d_nchw_chw"
 
@@ -48,14 +48,7 @@ class DepthwiseConvToGeneric:
     name: ClassVar[str] = "depthwise-conv-to-generic"
 
     def run(self, module: ir.Module, ctx: PassContext) -> None:
-        rewritten = skipped = 0
-        with module.context, ir.Location.unknown():
-            for op in ops_named(module, DEPTHWISE_NCHW):
-                if self._rewrite(op):
-                    rewritten += 1
-                else:
-                    skipped += 1
-        ctx.stats[self.name] = {"rewritten": rewritten, "skipped": skipped}
+        ctx.stats[self.name] = rewrite_each(module, DEPTHWISE_NCHW, self._rewrite)
 
     def _rewrite(self, op: ir.Operation) -> bool:
         if len(op.operands) != 3 or len(op.results) != 1:

@@ -34,7 +34,7 @@ from typing import ClassVar
 import numpy as np
 from torch_mlir import ir
 
-from .base import PassContext, int_pair_attr, ops_named
+from .base import PassContext, int_pair_attr, rewrite_each
 
 CONV_NCHW = "linalg.conv_2d_nchw_fchw"
 MEMOIZED_MAPS = "linalg.memoized_indexing_maps"
@@ -86,15 +86,7 @@ class Strided1x1ToSlice:
     name: ClassVar[str] = "strided-1x1-to-slice"
 
     def run(self, module: ir.Module, ctx: PassContext) -> None:
-        rewritten = skipped = 0
-        with module.context, ir.Location.unknown():
-            for op in ops_named(module, CONV_NCHW):
-                verdict = self._rewrite(op)
-                if verdict is True:
-                    rewritten += 1
-                elif verdict is False:
-                    skipped += 1
-        ctx.stats[self.name] = {"rewritten": rewritten, "skipped": skipped}
+        ctx.stats[self.name] = rewrite_each(module, CONV_NCHW, self._rewrite)
 
     def _rewrite(self, op: ir.Operation) -> bool | None:
         """True: rewritten; False: a strided 1x1 conv left alone; None: not a strided 1x1 conv."""
