@@ -60,7 +60,7 @@ def parse_setting(text: str) -> LayerRule:
 
 def bench_model(name: str, task: str, quick: bool, seed: int, ft_epochs: int, log: Any, ft_lr: float | None = None,
                 stages: set[str] | None = None, sweeps_only: bool = False, gaussian_rows: bool = True,
-                sweep_settings: list[str] | None = None
+                sweep_settings: list[str] | None = None, precision: str = "float32"
                 ) -> list[dict[str, Any]]:
     """stages: the main-row stages to run (None: all of magnitude, refit, admm, admm+distill; "finetuned" always
     follows admm+distill). sweeps_only: skip the main rows and run the k / filter_block sweeps only."""
@@ -71,7 +71,7 @@ def bench_model(name: str, task: str, quick: bool, seed: int, ft_epochs: int, lo
     rows: list[dict[str, Any]] = []
     syn = {"n": 256, "steps": 150}
     t0 = time.perf_counter()
-    bn_imgs = bn_matched_inputs(model, (3, 32, 32), n=syn["n"], steps=syn["steps"], seed=seed)
+    bn_imgs = bn_matched_inputs(model, (3, 32, 32), n=syn["n"], steps=syn["steps"], seed=seed, precision=precision)
     t_syn = time.perf_counter() - t0
     inputs = {"bn": bn_imgs, "gaussian": gaussian_inputs((3, 32, 32), syn["n"], seed)}
 
@@ -82,7 +82,7 @@ def bench_model(name: str, task: str, quick: bool, seed: int, ft_epochs: int, lo
         log(row)
         return row
 
-    add(stage="dense", acc=dense, synthesis_s=t_syn)
+    add(stage="dense", acc=dense, synthesis_s=t_syn, precision=precision)
     base = LayerRule()
     configs: list[tuple[str, LayerRule]] = [("patterns", base), ("conn0.5", LayerRule(connectivity=0.5))]
     for label, rule in (configs if not sweeps_only else []):
@@ -92,7 +92,7 @@ def bench_model(name: str, task: str, quick: bool, seed: int, ft_epochs: int, lo
                 continue
             for src in (["bn", "gaussian"] if stage in ("refit", "admm+distill") and label == "patterns"
                         and gaussian_rows else ["bn"]):
-                r = run_setting(model, inputs[src], test, rule, method, dsteps, seed, {})
+                r = run_setting(model, inputs[src], test, rule, method, dsteps, seed, {"precision": precision})
                 res = r.pop("_result")
                 add(stage=stage, setting=label, inputs=src, k=rule.library_size, filter_block=rule.filter_block,
                     connectivity=rule.connectivity, **r)
@@ -113,24 +113,24 @@ def bench_model(name: str, task: str, quick: bool, seed: int, ft_epochs: int, lo
         sweeps += [LayerRule(library_size=k, connectivity=c) for k in (16, 56) for c in (0.0, 0.5)]
         sweeps += [LayerRule(filter_block=fb, connectivity=c) for fb in (8, 64) for c in (0.0, 0.5)]
     for rule in sweeps:
-        r = run_setting(model, inputs["bn"], test, rule, "admm", 200, seed, {})
+        r = run_setting(model, inputs["bn"], test, rule, "admm", 200, seed, {"precision": precision})
         r.pop("_result")
         add(stage="admm+distill", setting=f"k{rule.library_size}-fb{rule.filter_block}-c{rule.connectivity}",
             inputs="bn", k=rule.library_size, filter_block=rule.filter_block, connectivity=rule.connectivity, **r)
     return rows
 
 
-def vgg16_timing(log: Any, samples: int, steps: int, resolution: int | None) -> dict[str, Any]:
+def vgg16_timing(log: Any, samples: int, steps: int, resolution: int | None, precision: str) -> dict[str, Any]:
     """Wall time of each stage of prune() for VGG-16-BN at 224 with random weights."""
     from spattern.models import build
 
     model = build("vgg16_bn", num_classes=1000, image_size=224, seed=0)
     cfg = PruneConfig(num_samples=samples, synth_steps=steps, synth_resolution=resolution, positions=8192,
-                      admm_iters=24, distill_steps=50)
+                      admm_iters=24, distill_steps=50, precision=precision)
     t0 = time.perf_counter()
     res = prune(model, torch.randn(1, 3, 224, 224), cfg, progress=True)
     out = {"model": "vgg16_bn@224", "total_s": time.perf_counter() - t0, "times": res.report["times"],
-           "samples": samples, "synth_steps": steps, "synth_resolution": resolution,
+           "samples": samples, "synth_steps": steps, "synth_resolution": resolution, "precision": precision,
            "layers": {k: {kk: round(vv, 4) for kk, vv in v.items()} for k, v in res.report["layers"].items()}}
     log(out)
     return out
@@ -151,6 +151,8 @@ def main() -> None:
                     "(k 16, 56 and filter_block 8, 64, each at connectivity 0 and 0.5; k8-fb1 is the main row)")
     ap.add_argument("--sweeps", default=None, help="comma list of sweep settings replacing the default sweep, "
                     "e.g. k16-c0,k56-c0,fb8-c0.5 (k library size, fb filter_block, c connectivity)")
+    ap.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "auto"],
+                    help="network passes of synthesis and distillation (PruneConfig.precision)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--vgg16-timing", action="store_true", help="only time pruning VGG-16-BN at 224")
@@ -171,7 +173,8 @@ def main() -> None:
         atomic_write_text(args.out, json.dumps(results, indent=1, default=str))
 
     if args.vgg16_timing:
-        results["vgg16"] = vgg16_timing(log, args.vgg16_samples, args.vgg16_steps, args.vgg16_resolution)
+        results["vgg16"] = vgg16_timing(log, args.vgg16_samples, args.vgg16_steps, args.vgg16_resolution,
+                                        args.precision)
         save()
         return
     for task in args.tasks.split(","):
@@ -179,7 +182,8 @@ def main() -> None:
             results["rows"] += bench_model(name, task, args.quick, args.seed, args.ft_epochs, log, ft_lr=args.ft_lr,
                                            stages=set(args.stages.split(",")) if args.stages else None,
                                            sweeps_only=args.sweeps_only, gaussian_rows=not args.no_gaussian,
-                                           sweep_settings=args.sweeps.split(",") if args.sweeps else None)
+                                           sweep_settings=args.sweeps.split(",") if args.sweeps else None,
+                                           precision=args.precision)
             save()
     save()
 

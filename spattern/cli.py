@@ -88,6 +88,8 @@ def prune(
     input_shape: str = typer.Option("1,3,224,224", help="e.g. 1,3,32,32"),
     config: Optional[Path] = typer.Option(None, help="prune.yaml: default rule, per-layer rules by glob, exclude"),
     connectivity: Optional[float] = typer.Option(None, help="shortcut: fraction of kernels removed in every layer"),
+    precision: Optional[str] = typer.Option(None, help="synthesis and distillation passes: float32 (default), "
+                                            "bfloat16 (2.5-3x faster on CPUs with AVX512-BF16 / AMX) or auto"),
     seed: int = typer.Option(0),
 ) -> None:
     """Prune a trained model without data: a pattern per 3x3 kernel, and whole kernels removed."""
@@ -104,6 +106,9 @@ def prune(
     if connectivity is not None:
         cfg.default = LayerRule(connectivity=connectivity, filter_block=cfg.default.filter_block,
                                 library_size=cfg.default.library_size, library=cfg.default.library)
+    if precision is not None:
+        cfg.precision = precision
+        cfg.validate()
     result = prune_model(loaded.model, torch.randn(*shape), config=cfg, seed=seed, progress=True)
     info = {"zoo": zoo, "num_classes": num_classes, "image_size": shape[-1], "width": 1.0}
     folder = save_pruned(result, output, model_info=info)

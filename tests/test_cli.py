@@ -1,4 +1,5 @@
-"""The CLI end to end: compile a saved ExportedProgram and a zoo state dict, run it on .npy input."""
+"""The CLI end to end: compile a saved ExportedProgram and a zoo state dict, run it on .npy input; prune a zoo
+state dict into a folder that load_pruned reads back."""
 
 import subprocess
 import sys
@@ -44,6 +45,27 @@ def test_compile_state_dict_with_zoo_name(tmp_path):
     _cli("compile", str(tmp_path / "w.pt"), "--zoo", "resnet18", "--num-classes", "10", "--input-shape",
          "1,3,32,32", "-o", str(tmp_path / "m.vmfb"))
     assert (tmp_path / "m.vmfb").stat().st_size > 1000
+
+
+def test_prune_state_dict_into_folder(tmp_path):
+    from safetensors.torch import save_file
+
+    from spattern.pruning import load_pruned
+
+    model = models.build("vgg_small", num_classes=10, image_size=32, seed=1)
+    save_file(model.state_dict(), tmp_path / "w.safetensors")
+    (tmp_path / "fast.yaml").write_text("num_samples: 16\nsynth_steps: 4\npositions: 1024\nadmm_iters: 6\n"
+                                        "distill_steps: 4\n")
+    base = [sys.executable, "-m", "spattern", "prune", str(tmp_path / "w.safetensors"), "--zoo", "vgg_small",
+            "--num-classes", "10", "--input-shape", "1,3,32,32", "--config", str(tmp_path / "fast.yaml")]
+    bad = subprocess.run([*base, "--precision", "half", "-o", str(tmp_path / "bad")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "precision must be one of float32, bfloat16, auto" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "bad").exists()
+    r = subprocess.run([*base, "--precision", "auto", "--connectivity", "0.5", "-o", str(tmp_path / "pruned")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    loaded = load_pruned(tmp_path / "pruned")
+    assert loaded.plan.layers and all(0.4 <= lp.kept_fraction() <= 0.6 for lp in loaded.plan.layers)
 
 
 def test_targets_lists_all():

@@ -18,6 +18,9 @@ from spattern.models import build
 from spattern.pruning import (LayerRule, PatternPlan, PruneConfig, finetune, load_pruned, project, prune,
                               save_pruned, select_library, validate_library)
 from spattern.pruning.plan import LayerPlan
+from spattern.pruning.precision import native_bfloat16, resolve_precision
+from spattern.pruning.distill import recalibrate_bn
+from spattern.pruning.synthetic import bn_matched_inputs, gaussian_inputs, pink_noise
 
 torch.set_num_threads(1)  # 2 shared cores: one thread avoids OpenMP oversubscription
 FAST = dict(num_samples=32, synth_steps=8, positions=2048, admm_iters=9, distill_steps=10)
@@ -260,7 +263,7 @@ def test_config_yaml_and_errors(tmp_path):
     assert cfg.rule_for("features.3", 64, False) is None  # not a pattern-able conv
     for text in ("default: {connectivity: 1.5}", "default: {filter_block: 0}", "default: {library_size: 57}",
                  "default: {colour: 1}", "bogus: 1", "rules: [1]", "default: {library: [99]}", "method: sgd",
-                 "default: [", "exclude: features.1"):
+                 "default: [", "exclude: features.1", "precision: float16"):
         p.write_text(text)
         with pytest.raises(ConfigError):
             PruneConfig.from_yaml(p)
@@ -287,3 +290,38 @@ def test_gaussian_and_magnitude_methods():
         res = prune(tiny(), torch.randn(1, 3, 32, 32), PruneConfig(**{**FAST, **kw}), progress=False)
         # Gaussian noise leaves many channels dead, whose kept weights refit to exactly zero
         _check_structure(res.model, res.plan, min_exact=0.0 if "synthetic" in kw else 0.85)
+
+
+def _bn_mismatch(model: nn.Module, images: torch.Tensor) -> float:
+    """Sum over BatchNorm layers of the relative distance between batch and running statistics (float32)."""
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    seen: list[float] = []
+    hooks = [m.register_forward_hook(lambda mod, i, o: seen.append(
+        float((i[0].mean((0, 2, 3)) - mod.running_mean).norm() / mod.running_mean.norm().clamp_min(1e-3)
+              + (i[0].var((0, 2, 3), unbiased=False) - mod.running_var).norm() / mod.running_var.norm())))
+             for m in bns]
+    with torch.no_grad():
+        model.eval()(images)
+    for h in hooks:
+        h.remove()
+    return sum(seen)
+
+
+@pytest.mark.skipif(not native_bfloat16(), reason="bfloat16 is emulated on this CPU (slow, never auto-selected)")
+def test_bfloat16_network_passes():
+    """bfloat16 synthesis and distillation: images as well matched to the BatchNorm statistics (measured in
+    float32) as float32 ones, cached apart from them, and a pruned model that is float32 with its structure."""
+    model = tiny()
+    # BatchNorm statistics of a data distribution (smooth, biased images), not the identity ones of a fresh model
+    recalibrate_bn(model, 0.5 * pink_noise((3, 32, 32), 64, seed=5) + torch.tensor([0.4, -0.2, 0.1])[:, None, None])
+    imgs = {p: bn_matched_inputs(model, (3, 32, 32), n=32, steps=40, seed=0, precision=p)
+            for p in ("float32", "bfloat16")}
+    assert not torch.equal(imgs["float32"], imgs["bfloat16"])
+    start = _bn_mismatch(model, gaussian_inputs((3, 32, 32), 32, 0))
+    err = {p: _bn_mismatch(model, x) for p, x in imgs.items()}
+    assert err["float32"] < 0.5 * start and err["bfloat16"] < 0.5 * start, (start, err)
+    assert err["bfloat16"] < 1.5 * err["float32"] + 0.05 * start, err
+    res = prune(model, torch.randn(1, 3, 32, 32), PruneConfig(precision="bfloat16", **FAST), progress=False)
+    assert all(v.dtype == torch.float32 for v in res.model.state_dict().values() if v.is_floating_point())
+    _check_structure(res.model, res.plan)
+    assert resolve_precision("auto") == "bfloat16"

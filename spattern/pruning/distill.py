@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .precision import channels_last, network_precision
+
 
 def _batches(n: int, batch: int) -> list[slice]:
     return [slice(a, min(n, a + batch)) for a in range(0, n, batch)]
@@ -20,7 +22,7 @@ def _batches(n: int, batch: int) -> list[slice]:
 @torch.no_grad()
 def logits_of(model: nn.Module, images: torch.Tensor, batch: int = 64) -> torch.Tensor:
     model.eval()
-    return torch.cat([model(images[s]) for s in _batches(images.shape[0], batch)])
+    return torch.cat([model(channels_last(images[s])) for s in _batches(images.shape[0], batch)])
 
 
 @torch.no_grad()
@@ -41,7 +43,7 @@ def recalibrate_bn(model: nn.Module, images: torch.Tensor, batch: int = 64) -> N
         m.momentum = None  # cumulative average over all batches
     model.train()
     for s in _batches(images.shape[0], batch):
-        model(images[s])
+        model(channels_last(images[s]))
     model.eval()
     for m, mom in zip(bns, saved):
         m.momentum = mom
@@ -60,9 +62,10 @@ def enforce_masks(masks: dict[nn.Conv2d, torch.Tensor]) -> None:
 
 def distill(pruned: nn.Module, dense: nn.Module, images: torch.Tensor, masks: dict[nn.Conv2d, torch.Tensor],
             steps: int = 300, lr: float = 3e-4, batch: int = 64, seed: int = 0, temperature: float = 2.0,
-            on_step: Callable[[int, int], None] | None = None) -> None:
+            precision: str = "float32", on_step: Callable[[int, int], None] | None = None) -> None:
     """Train `pruned` (in place; BatchNorm in eval mode) so its logits match `dense`'s on jittered synthetic
-    images: KL at a temperature plus an MSE on the raw logits. Pruned weights stay exactly zero."""
+    images: KL at a temperature plus an MSE on the raw logits. Pruned weights stay exactly zero.
+    precision: the network passes' precision (precision.py); weights, optimiser and loss stay float32."""
     if steps <= 0:
         return
     gen = torch.Generator().manual_seed(seed)
@@ -81,10 +84,11 @@ def distill(pruned: nn.Module, dense: nn.Module, images: torch.Tensor, masks: di
                 x = torch.flip(x, dims=(3,))
             lim = max(1, x.shape[-1] // 16)
             dy, dx = (int(v) for v in torch.randint(-lim, lim + 1, (2,), generator=gen))
-            x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-            with torch.no_grad():
-                t = dense(x)
-            s = pruned(x)
+            x = channels_last(torch.roll(x, shifts=(dy, dx), dims=(2, 3)))
+            with network_precision(precision):
+                with torch.no_grad():
+                    t = dense(x).float()
+                s = pruned(x).float()
             loss = F.kl_div(F.log_softmax(s / temperature, 1), F.log_softmax(t / temperature, 1), log_target=True,
                             reduction="batchmean") * temperature ** 2 + 0.1 * F.mse_loss(s, t)
             opt.zero_grad(set_to_none=True)

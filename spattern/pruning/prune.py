@@ -28,6 +28,7 @@ from .config import PruneConfig
 from .distill import distill, divergence, enforce_masks, keep_if_better, logits_of, recalibrate_bn
 from .library import select_library
 from .plan import PatternPlan
+from .precision import channels_last
 from .synthetic import bn_matched_inputs, gaussian_inputs
 
 MODEL_FILE = "model.safetensors"
@@ -112,7 +113,7 @@ def _dense_targets(dense: nn.Module, targets: list[Target], images: torch.Tensor
         with torch.no_grad():
             for a, b in _chunks(images.shape[0], _batch_size(images)):
                 offset[0], bounds[0] = a, b
-                dense(images[a:b])
+                dense(channels_last(images[a:b]))
     finally:
         for h in handles:
             h.remove()
@@ -138,7 +139,7 @@ def _layer_stats(pruned: nn.Module, conv: nn.Conv2d, images: torch.Tensor, pos: 
             for a, b in _chunks(images.shape[0], _batch_size(images)):
                 state["a"], state["b"] = a, b
                 try:
-                    pruned(images[a:b])
+                    pruned(channels_last(images[a:b]))
                 except _Stop:
                     pass
     finally:
@@ -172,7 +173,8 @@ def _synthesise(dense: nn.Module, shape: tuple[int, int, int], cfg: PruneConfig,
                 ) -> torch.Tensor:
     if cfg.synthetic == "gaussian":
         return gaussian_inputs(shape, cfg.num_samples, seed)
-    return bn_matched_inputs(dense, shape, n=cfg.num_samples, steps=cfg.synth_steps, seed=seed, on_step=on_step)
+    return bn_matched_inputs(dense, shape, n=cfg.num_samples, steps=cfg.synth_steps, seed=seed,
+                             precision=cfg.precision, on_step=on_step)
 
 
 def prune(model: nn.Module, example_input: Any, config: PruneConfig | None = None, seed: int = 0,
@@ -274,6 +276,7 @@ def prune(model: nn.Module, example_input: Any, config: PruneConfig | None = Non
                 task = prog.task("distillation", cfg.distill_steps)
                 kept, before, after = keep_if_better(
                     pruned, lambda: distill(pruned, dense, train_imgs, masks, steps=cfg.distill_steps, seed=seed,
+                                            precision=cfg.precision,
                                             on_step=task), score)
                 report["distillation"] = {"kept": kept, "kl_before": before, "kl_after": after}
             enforce_masks(masks)

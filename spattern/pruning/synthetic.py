@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..fileio import atomic_write_bytes
+from .precision import channels_last, network_precision, resolve_precision
 
 
 def cache_dir(sub: str) -> Path:
@@ -83,7 +84,7 @@ def _jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 def bn_matched_inputs(model: nn.Module, shape: tuple[int, int, int], n: int = 256, steps: int = 200, seed: int = 0,
                       lr: float = 0.1, tv_weight: float = 1e-3, l2_weight: float = 1e-4, logit_weight: float = 0.05,
-                      batch: int = 64, use_cache: bool = True,
+                      batch: int = 64, use_cache: bool = True, precision: str = "float32",
                       on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """[n, *shape] images optimised so every BatchNorm layer's batch mean and variance match its running ones.
 
@@ -92,9 +93,14 @@ def bn_matched_inputs(model: nn.Module, shape: tuple[int, int, int], n: int = 25
     cross-entropy on the logits (targets cycle through the classes, as in DeepInversion) so the images cover the
     decision regions. Without BatchNorm a warning is issued and the fallback is pink noise optimised for the
     class-balanced logit term with the image prior only.
+    precision: the network passes' precision ("float32", "bfloat16", "auto"; see precision.py); the images and
+    the statistics stay float32.
     `on_step(done, total)` reports progress."""
     bns = _bn_layers(model)
+    precision = resolve_precision(precision)
     key_src = f"{model_digest(model)}|{shape}|{n}|{steps}|{seed}|{lr}|{tv_weight}|{l2_weight}|{logit_weight}|{batch}|v1"
+    if precision != "float32":  # float32 keeps the keys images were cached under before precision existed
+        key_src += f"|{precision}"
     key = hashlib.sha256(key_src.encode()).hexdigest()[:32]
     path = cache_dir("synthetic") / f"{key}.safetensors"
     if use_cache and path.exists():
@@ -117,7 +123,7 @@ def bn_matched_inputs(model: nn.Module, shape: tuple[int, int, int], n: int = 25
     stats: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def hook(mod: nn.BatchNorm2d, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        x = inp[0]
+        x = inp[0].float()
         stats.append((x.mean(dim=(0, 2, 3)), x.var(dim=(0, 2, 3), unbiased=False)))
 
     handles = [m.register_forward_hook(hook) for m in bns]
@@ -136,7 +142,8 @@ def bn_matched_inputs(model: nn.Module, shape: tuple[int, int, int], n: int = 25
             targets = None
             for s in range(steps):
                 stats.clear()
-                logits = model(_jitter(x, gen))
+                with network_precision(precision):
+                    logits = model(channels_last(_jitter(x, gen))).float()
                 if targets is None and logits.dim() == 2:
                     targets = (torch.arange(nb) + b * batch) % logits.shape[1]
                 loss = tv_weight * _tv(x) * x.shape[-1] ** 2 / 1024 + l2_weight * x.pow(2).mean()
