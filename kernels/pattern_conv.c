@@ -1,19 +1,21 @@
 /* Pattern-conv microkernel: a 3x3 convolution whose kernels each keep 4 weights in one of 56 shapes.
  *
- * Why it is fast (PatDNN's scheme): the loop order is tile -> chunk of <= 64 filters -> input channel -> the
+ * Why it is fast (PatDNN's scheme): the loop order is tile -> chunk of <= 128 filters -> input channel -> the
  * chunk's kernels on that channel, pre-sorted by pattern. For each channel the 9 shifted input vectors of the
  * tile are loaded once (load redundancy elimination): each run of same-pattern kernels loads its 4 tap rows
  * into registers and every kernel of the run reuses them, and the rows stay in L1 for the next runs; each
  * pattern has its own loop with its 4 taps hard-coded (SPK_PATTERNS), so a kernel costs 4 FMAs per vector
- * and no branch. Accumulators of the chunk live in a stack buffer that stays in L1.
+ * and no branch. Accumulators of the chunk live in a stack buffer (in L1 for 64 filters; 128-filter chunks,
+ * 57 KiB, spill to L2 but make runs twice as long, which pays: see microkernel_abi.chunk_size).
  *
  * Measured (AVX-512, one core, thread CPU time, 12 patterns per layer; bench/microkernels.py --cpu-time):
- * 100-150 GFLOP/s of useful work, 1.3-1.7x torch's dense conv with patterns only and 1.8-2.9x with half the
- * kernels removed. What bounds it: the accumulator load+store per 4 FMAs (a store-only variant of the inner
- * loop runs ~20% faster), and each run's setup (tap loads, loop exit): merging a channel's runs into one
- * would be another +15-35%. On this core (AVX-512, 2 FMA/cycle) a synthetic kernel body of 24 register FMAs
- * + 6 accumulator loads + 6 stores runs at 147 GFLOP/s, 243 without the stores: the 512-bit stores are the
- * wall, not the FMAs or the loads.
+ * 100-150 GFLOP/s of useful work (before the tuning round below), 1.3-1.7x torch's dense conv with patterns
+ * only and 1.8-2.9x with half the kernels removed. What bounds it: the accumulator load+store per 4 FMAs (a
+ * store-only variant of the inner loop runs ~20% faster), and each run's setup (tap loads, loop exit):
+ * merging a channel's runs into one would be another +15-35%. On this core (AVX-512, 2 FMA/cycle) a synthetic
+ * kernel body of 24 register FMAs + 6 accumulator loads + 6 stores runs at 147 GFLOP/s, 243 without the
+ * stores: the 512-bit stores are the wall, not the FMAs or the loads (a later synthetic, below, found a
+ * smaller gap: ~175 vs ~190).
  *
  * Tried and not kept: the output-stationary order (tile -> block of 2-16 input channels -> filter -> its
  * kernels, 6-12 accumulator vectors in registers across the block, per-kernel record of 4 tap offsets and 4
@@ -29,6 +31,21 @@
  * 100-106 vs 120-129 GFLOP/s (64ch 56x56) and 85-93 vs 99-102 (256ch 14x14) with patterns only, 82-87 vs 101-106
  * and 52-57 vs 78-80 with half removed, even with the tap copies left out: per 8 FMAs it issues 5 vector loads
  * plus 8 weight broadcasts per 3 vectors, so the load ports, not the store, become the wall.
+ * Tuning round of 2026-11-25 (bench/results/microkernels-tuning.txt; one core, thread CPU time, 8 patterns,
+ * interleaved A/B in one process). Where the cycles go: one pattern per layer (one run of 64 kernels per
+ * channel) reaches 146/128 GFLOP/s (r=0/0.5) where 8 patterns give 130/105: a run costs about one kernel (12
+ * FMA-cycles), mostly its 18 cache-line-split tap loads (a diagnostic with aligned, wrong taps was 4-12% faster).
+ * A synthetic inner loop (64 kernels, all in L1) runs at ~175 with the accumulator load+store, ~190 without.
+ * Kept: 128-filter chunks for >= 256 filters (+3-18% at r=0.5: runs twice as long), and one pass of just
+ * enough vectors for short tiles (+27-36% at 7x7, 0-7% at 14x14). Not kept, each against the then-current
+ * kernel in the same run: each pass's 8 off-centre tap rows copied into an aligned stack buffer so runs load
+ * aligned (-14 to -29%: the 48 extra stores per channel cost more than the split loads); all 9 taps in
+ * registers with 3 vectors per pass, so runs load nothing (-18 to +1%: per-kernel costs spread over 12 FMAs
+ * instead of 24); 3 vectors per pass alone (-9 to -21%); 4 or 5 vectors per pass with 64/80-position tiles so
+ * 128-filter accumulators fit L1 (-5 to +4%, no gain); the kernel loop unrolled by 2 (-11 to +2%); tap prefetch
+ * 3 channels ahead instead of 2 (-3 to +3%); no hoisting of the centre tap (-2 to -7%); 192-position tiles (two
+ * passes; -1 to -9%); 192- and 256-filter chunks (accumulators deep in L2: -12 to 0% and -21 to -5% against
+ * 128); an unpadded accumulator stride (rows 416 B, not 64-byte aligned: -15 to +1%).
  *
  * Portable C with clang vector extensions: one source for AVX-512 (16 lanes), AVX2 (8) and NEON (4); the ISA is
  * chosen by the compile flags. Freestanding: no libc call (no memset/memcpy idioms), nothing but this symbol
@@ -158,16 +175,19 @@ static inline __attribute__((always_inline)) void spk_channel(const spk_layer *L
 
 typedef int32_t vi __attribute__((vector_size(VW * 4)));
 
-/* A tile's channel pass over its first len positions: whole tiles with VPS-vector passes, a short last tile
- * with half-width passes (small images waste less: 14x14 computes 240 positions instead of 288). */
-#define VPH (VPS > 1 ? VPS / 2 : 1)
+/* A tile's channel pass over its first len positions. Whole tiles: VPS-vector passes. A short tile (a small
+ * image's only tile, or the last one) gets one pass of just enough vectors when that is fewer than VPS, so little
+ * is computed past its end: 7x7 (63 positions over the padded width) computes 64 instead of 96, 14x14's last
+ * tile 32 instead of 48. One copy of the pattern loops per vector count (the branch is per channel and
+ * predictable). */
 static inline __attribute__((always_inline)) void spk_pass(const spk_layer *L, int chunk, int c,
                                                           const float *r0, const float *r1, const float *r2,
                                                           const int dxs, int len, float *restrict acc) {
-  if (len > SPK_TILE - VPH * VW)
-    spk_channel(L, chunk, c, r0, r1, r2, dxs, VPS, SPK_TILE, acc);
-  else
-    spk_channel(L, chunk, c, r0, r1, r2, dxs, VPH, len, acc);
+  const int nv = (len + VW - 1) / VW;
+  if (nv >= VPS) spk_channel(L, chunk, c, r0, r1, r2, dxs, VPS, len, acc);
+#define SPK_NV(k) else if (VPS > (k) && nv == (k)) spk_channel(L, chunk, c, r0, r1, r2, dxs, (k), len, acc);
+  SPK_NV(1) SPK_NV(2) SPK_NV(3) SPK_NV(4) SPK_NV(5) SPK_NV(6) SPK_NV(7)
+#undef SPK_NV
 }
 
 static inline vf spk_vact(vf v, vf b, int relu) {
@@ -308,7 +328,7 @@ SPK_EXPORT void spattern_pattern_conv(const float *in_b, const float *in_a, size
   (void)in_b, (void)in_n, (void)in_s, (void)w_b, (void)w_n, (void)w_s, (void)t_b, (void)t_n, (void)t_s;
   (void)o_b, (void)o_n, (void)o_s;
   const int32_t *h = t_a + t_o;
-  if (h[SPK_H_MAGIC] != SPK_ABI_MAGIC || h[SPK_H_TILE] != SPK_TILE) return;
+  if (h[SPK_H_MAGIC] != SPK_ABI_MAGIC || h[SPK_H_TILE] != SPK_TILE || h[SPK_H_CHUNK] != SPK_CHUNK) return;
   spk_layer L;
   L.C = h[SPK_H_C];
   L.F = h[SPK_H_F];

@@ -1,6 +1,6 @@
 /* ABI of the pattern-conv microkernel, shared with spattern/runtime/microkernel_abi.py (keep the two in step).
  *
- * One call computes one workgroup: one image n, one group of spatial tiles, one chunk of <= 64 filters.
+ * One call computes one workgroup: one image n, one group of spatial tiles, one chunk of <= SPK_CHUNK filters.
  * Buffers (each passed as an MLIR memref<?xT> descriptor: base, aligned, offset, size, stride):
  *   in  f32 [N, C, Hp, Wp]  input, already padded (top/left by the conv's padding; bottom/right with enough
  *                           extra zeros that whole tiles may be read past the last row)
@@ -9,11 +9,11 @@
  *   tab i32                 header (SPK_H_* below) followed by the index tables it points at
  *   out f32 [N, F, Ho, Wo]
  * Tables (offsets into tab, from the header):
- *   fidx[K]            chunk-local filter index (0..63) of each kernel
+ *   fidx[K]            chunk-local filter index (0..SPK_CHUNK-1) of each kernel
  *   run_start[nch*C+1] runs of (chunk, channel) i: run_start[i] .. run_start[i+1]-1
  *   run_pid[R]         global pattern id of a run (all its kernels share it)
  *   run_k[R+1]         kernels of run r: run_k[r] .. run_k[r+1]-1
- *   chunk_fil[nch*64]  global filter of each chunk-local filter; chunk_nf[nch]: filters in the chunk
+ *   chunk_fil[nch*SPK_CHUNK] global filter of each chunk-local filter; chunk_nf[nch]: filters in the chunk
  */
 #ifndef SPATTERN_PATTERN_CONV_H
 #define SPATTERN_PATTERN_CONV_H
@@ -21,7 +21,8 @@
 #define SPK_ABI_MAGIC 0x53504b31 /* "SPK1" */
 #define SPK_TILE 96              /* output positions per tile (stride 1: flattened padded width; stride 2:
                                     flattened output) */
-#define SPK_CHUNK 64             /* filters per chunk, at most */
+#define SPK_CHUNK 128            /* filters per chunk, at most (the packer uses 64 or 128: microkernel_abi.py
+                                    chunk_size); the accumulator buffer is sized for it */
 
 enum {
   SPK_H_MAGIC = 0,
@@ -46,6 +47,7 @@ enum {
   SPK_H_OFF_CHUNK_FIL,
   SPK_H_OFF_CHUNK_NF,
   SPK_H_TILE,
+  SPK_H_CHUNK,
   SPK_H_SIZE = 32
 };
 

@@ -5,13 +5,14 @@ The packer is pure numpy and mirrors kernels/pattern_conv.h exactly (header slot
 `lower-to-microkernels` emits as constants, and what tests and benchmarks feed the C kernel directly, so the
 kernel's numerics can be checked against torch in milliseconds without compiling an IREE module.
 
-Order of the kept kernels (FKR + FKW): filters are dealt into chunks of <= 64 with similar kept-kernel counts
-(load balance: a chunk is one workgroup's unit of work); inside a chunk, kernels are ordered by (input channel,
-pattern, filter), so each (chunk, channel, pattern) is one run that one hard-coded loop of the kernel serves.
+Order of the kept kernels (FKR + FKW): filters are dealt into chunks of <= 64 or <= 128 (chunk_size) with similar
+kept-kernel counts (load balance: a chunk is one workgroup's unit of work); inside a chunk, kernels are ordered by
+(input channel, pattern, filter), so each (chunk, channel, pattern) is one run that one hard-coded loop of the
+kernel serves.
 
 The two optimisations can be switched off for the ablation (`lower-to-microkernels` does so when the
 `filter-kernel-reorder` or `reuse-loads` pass did not run): `reorder=False` keeps filters in their own order,
-64 per chunk, and kernels in (channel, filter) order, so consecutive kernels rarely share a pattern and the
+chunk_size per chunk, and kernels in (channel, filter) order, so consecutive kernels rarely share a pattern and the
 kernel's pattern switch is taken (and mispredicted) per kernel; `reuse_loads=False` makes every kernel its own
 run, so its 4 tap vectors are loaded for it alone instead of once per run of same-pattern kernels.
 """
@@ -32,12 +33,13 @@ from spattern.patterns import CANDIDATES
 
 ABI_MAGIC = 0x53504B31
 TILE = 96  # SPK_TILE
-CHUNK = 64  # SPK_CHUNK
+CHUNK = 128  # SPK_CHUNK: the most filters per chunk (the kernel's accumulator buffer and chunk_fil stride)
+SMALL_CHUNK = 64  # chunk size for layers with fewer filters or too few workgroups (chunk_size)
 HEADER_SIZE = 32  # SPK_H_SIZE
 # Header slots, in the order of the enum in kernels/pattern_conv.h.
 H = {name: i for i, name in enumerate(
     "MAGIC N C F HP WP HO WO STRIDE RELU NCHUNKS NTILES NGROUPS TILES_PER_GROUP K OFF_FIDX OFF_RUN_START "
-    "OFF_RUN_PID OFF_RUN_K OFF_CHUNK_FIL OFF_CHUNK_NF TILE".split())}
+    "OFF_RUN_PID OFF_RUN_K OFF_CHUNK_FIL OFF_CHUNK_NF TILE CHUNK".split())}
 MAX_VECTOR = 16  # widest vector any object loads (AVX-512): sizes the extra zero padding
 DEFAULT_WORKGROUPS = 32  # enough workgroups per layer to balance 2-8 threads
 
@@ -117,11 +119,24 @@ class PackedConv:
         return 4 * self.kept_kernels * g.n * g.ho * g.wo
 
 
-def chunk_filters(kept_per_filter: np.ndarray) -> list[np.ndarray]:
-    """Deals filters into ceil(F/64) chunks of at most 64 filters with similar total work (longest first into
-    the least-loaded chunk that has room), each chunk's filters in ascending order."""
+def chunk_size(f: int, work_units: int) -> int:
+    """Filters per chunk for a layer of f filters whose image gives work_units (images x tiles) units.
+
+    Larger chunks make longer runs of same-pattern kernels per (chunk, channel), so each run's tap loads and loop
+    exit are spread over more kernels: 128-filter chunks measured +3-18% (one core, r=0.5) and +-4% (r=0) over 64
+    for 256 and 512 filters (bench/results/microkernels-tuning.txt). They are used only where they still leave
+    >= 8 workgroups (threads need work) and for f >= 256 (at 128 filters the gain was mixed); their accumulators
+    (57 KiB) no longer fit L1, which the longer runs more than pay for."""
+    if f >= 2 * CHUNK and work_units * math.ceil(f / CHUNK) >= 8:
+        return CHUNK
+    return SMALL_CHUNK
+
+
+def chunk_filters(kept_per_filter: np.ndarray, size: int = SMALL_CHUNK) -> list[np.ndarray]:
+    """Deals filters into ceil(F/size) chunks of at most size filters with similar total work (longest first
+    into the least-loaded chunk that has room), each chunk's filters in ascending order."""
     f = len(kept_per_filter)
-    nch = max(1, math.ceil(f / CHUNK))
+    nch = max(1, math.ceil(f / size))
     cap = math.ceil(f / nch)
     load = np.zeros(nch, dtype=np.int64)
     members: list[list[int]] = [[] for _ in range(nch)]
@@ -165,8 +180,9 @@ def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bia
         if np.any(flat[~allowed] != 0):
             raise PlanError("weights are non-zero outside their kernel's pattern (or in a removed kernel)")
 
-    chunks = (chunk_filters(kept.sum(axis=1)) if reorder
-              else np.array_split(np.arange(f), max(1, math.ceil(f / CHUNK))))
+    size = chunk_size(f, geo.n * geo.ntiles())
+    chunks = (chunk_filters(kept.sum(axis=1), size) if reorder
+              else np.array_split(np.arange(f), max(1, math.ceil(f / size))))
     nch = len(chunks)
     chunk_of = np.empty(f, dtype=np.int64)
     local_of = np.empty(f, dtype=np.int64)
@@ -210,7 +226,7 @@ def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bia
         "STRIDE": stride, "RELU": int(relu), "NCHUNKS": nch, "NTILES": ntiles, "NGROUPS": ngroups,
         "TILES_PER_GROUP": tpg, "K": k, "OFF_FIDX": offsets[0], "OFF_RUN_START": offsets[1],
         "OFF_RUN_PID": offsets[2], "OFF_RUN_K": offsets[3], "OFF_CHUNK_FIL": offsets[4],
-        "OFF_CHUNK_NF": offsets[5], "TILE": TILE,
+        "OFF_CHUNK_NF": offsets[5], "TILE": TILE, "CHUNK": CHUNK,
     }
     for name, v in values.items():
         header[H[name]] = v
