@@ -5,6 +5,11 @@ Sparse layers use per-kernel patterns (filter_block 1) from an 8-pattern library
 half the kernels removed (r=0.5). Printed per layer: dense time, each sparse ratio beside its MAC limit, and
 achieved GFLOP/s (dense: all 9 MACs; sparse: useful MACs only). Usage: python bench/microkernels.py [--rounds 7]
 
+`--sync`: the same IREE modules on the local-sync device (every dispatch runs in the calling thread), timed with
+that thread's CPU time: one thread, immune to being descheduled and to where IREE pins its task workers (on a
+shared machine, local-task's single worker is pinned to CPU 0 and its wall time can be 1.5-2x the kernel's CPU
+time). `--layers 512x14,512x7` selects layers (default: LAYERS) in every mode.
+
 `--cpu-time`: the kernel-tuning view instead: one core, no IREE; the host object called over all workgroups by
 a tiny C loop (no per-call ctypes cost), against torch's dense conv2d (channels_last, 1 thread), both timed with
 the thread's CPU time (time.thread_time: immune to being descheduled on a loaded machine), interleaved rounds,
@@ -57,7 +62,7 @@ func.func @main(%x: {x_t}) -> {o_t} {{
 """
 
 
-def build(out_dir: Path) -> list[dict]:
+def build(out_dir: Path, layers: list | None = None) -> list[dict]:
     """Compiles every module once; returns per-layer records naming the vmfb files."""
     import iree.compiler as ic
 
@@ -68,7 +73,7 @@ def build(out_dir: Path) -> list[dict]:
 
     rng = np.random.default_rng(0)
     records = []
-    for c, hw in LAYERS:
+    for c, hw in layers or LAYERS:
         shape = (1, c, hw, hw)
         library = rng.choice(56, 8, replace=False)
         pid = rng.choice(library, (c, c))
@@ -92,12 +97,16 @@ def build(out_dir: Path) -> list[dict]:
     return records
 
 
-def measure(records: list[dict], threads: int, rounds: int) -> list[dict]:
-    """Loads every module on a local-task device with `threads` workers and times them in alternating rounds."""
+def measure(records: list[dict], threads: int, rounds: int, sync: bool = False) -> list[dict]:
+    """Loads every module on a local-task device with `threads` workers and times them in alternating rounds
+    (wall time); sync: on local-sync instead, timed with the calling thread's CPU time (threads reported as 1)."""
     import iree.runtime as rt
 
-    rt.flags.parse_flags(f"--task_topology_max_group_count={threads}")
-    config = rt.Config("local-task")
+    if sync:
+        config, clock, threads = rt.Config("local-sync"), time.thread_time, 1
+    else:
+        rt.flags.parse_flags(f"--task_topology_max_group_count={threads}")
+        config, clock = rt.Config("local-task"), time.perf_counter
     results = []
     for rec in records:
         x = np.random.default_rng(1).standard_normal((1, rec["c"], rec["hw"], rec["hw"])).astype(np.float32)
@@ -110,22 +119,22 @@ def measure(records: list[dict], threads: int, rounds: int) -> list[dict]:
         times = {k: [] for k in fns}
         for fn in fns.values():
             fn(xd)
-        reps = max(1, int(0.03 / max(1e-4, _once(fns["dense"], xd))))
+        reps = max(1, int(0.03 / max(1e-4, _once(fns["dense"], xd, clock))))
         for _ in range(rounds):
             for k, fn in fns.items():
-                t = time.perf_counter()
+                t = clock()
                 for _ in range(reps):
                     out = fn(xd)
                 out.to_host()
-                times[k].append((time.perf_counter() - t) / reps)
+                times[k].append((clock() - t) / reps)
         results.append({**rec, "threads": threads, "t": {k: float(np.median(v)) for k, v in times.items()}})
     return results
 
 
-def _once(fn, x) -> float:
-    t = time.perf_counter()
+def _once(fn, x, clock=time.perf_counter) -> float:
+    t = clock()
     fn(x).to_host()
-    return time.perf_counter() - t
+    return clock() - t
 
 
 def report(results: list[dict]) -> None:
@@ -232,26 +241,30 @@ def main() -> int:
     parser.add_argument("--threads", type=int, nargs="*", default=[1, 2])
     parser.add_argument("--cpu-time", action="store_true",
                         help="one core, thread CPU time, host object vs torch dense (kernel tuning; no IREE)")
-    parser.add_argument("--layers", default="", help="--cpu-time layers, e.g. 64x56,512x14 (default: all)")
+    parser.add_argument("--layers", default="", help="layers, e.g. 64x56,512x14 (default: LAYERS, or LAYERS_CPU "
+                        "with --cpu-time)")
+    parser.add_argument("--sync", action="store_true",
+                        help="IREE local-sync device, thread CPU time, one thread (see the module docstring)")
     parser.add_argument("--patterns", type=int, default=12, help="distinct patterns per layer (--cpu-time)")
     parser.add_argument("--_measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    layers = [tuple(map(int, t.split('x'))) for t in args.layers.split(',') if t] or None
     if args.cpu_time:
-        cpu_time(args.rounds, args.patterns,
-                 [tuple(map(int, t.split('x'))) for t in args.layers.split(',') if t] or None)
+        cpu_time(args.rounds, args.patterns, layers)
         return 0
     if args._measure:  # child: one thread count per process (the task topology is fixed per process)
         records = json.loads(Path(args._measure).read_text())
-        print(json.dumps(measure(records, args.threads[0], args.rounds)))
+        print(json.dumps(measure(records, args.threads[0], args.rounds, args.sync)))
         return 0
     with tempfile.TemporaryDirectory(prefix="spattern-bench-") as tmp:
-        records = build(Path(tmp))
+        records = build(Path(tmp), layers)
         spec = Path(tmp) / "records.json"
         spec.write_text(json.dumps(records))
         results = []
-        for threads in args.threads:
+        for threads in [1] if args.sync else args.threads:
             out = subprocess.run([sys.executable, __file__, "--_measure", str(spec), "--threads", str(threads),
-                                  "--rounds", str(args.rounds)], capture_output=True, text=True, check=True)
+                                  "--rounds", str(args.rounds)] + ["--sync"] * args.sync,
+                                 capture_output=True, text=True, check=True)
             results += json.loads(out.stdout)
         report(results)
     return 0
