@@ -52,6 +52,9 @@ CASES = [  # n, f, c, h, w, stride, padding, connectivity, bias, relu
     (1, 20, 4, 3, 3, 1, 1, 0.5, True, True),  # rows shorter than a vector (scalar write-out)
     (1, 66, 11, 30, 30, 1, 1, 0.5, True, False),  # row segments split across tiles
     (1, 20, 6, 10, 71, 2, 1, 0.5, True, True),  # stride 2, rows longer than a vector, segments across tiles
+    (1, 300, 5, 20, 30, 1, 1, 0.5, True, True),  # >= 256 filters: 128-filter chunks (chunk_size)
+    (1, 260, 4, 22, 40, 2, 1, 0.0, False, False),  # 128-filter chunks, stride 2, a short last chunk
+    (1, 256, 3, 5, 5, 1, 1, 0.0, True, False),  # 256 filters but one tile: too few workgroups, 64-filter chunks
 ]
 
 
@@ -84,6 +87,13 @@ def test_packing_tables_are_consistent():
     assert p.weights.shape == (4 * kept.sum() + 150,)
     nf = p.table[p.table[20]: p.table[20] + 3]  # chunk_nf of 3 chunks
     assert sorted(nf.tolist()) == [50, 50, 50]
+    # >= 256 filters and enough tiles: chunks of up to 128 filters; one tile: 64 (workgroups for the threads)
+    for (h, wd), chunks in (((20, 30), [100, 100, 100]), ((5, 5), [60] * 5)):
+        w, pid, kept = random_layer(rng, 300, 5, 0.5)
+        q = pack_conv(w, pid, kept, None, (1, 5, h, wd))
+        assert q.table[H["NCHUNKS"]] == len(chunks)
+        nf = q.table[q.table[H["OFF_CHUNK_NF"]]: q.table[H["OFF_CHUNK_NF"]] + len(chunks)]
+        assert sorted(nf.tolist()) == chunks
 
 
 @pytest.mark.parametrize("reorder,reuse_loads", [(False, False), (True, False), (False, True)])
@@ -168,8 +178,8 @@ def _c_array(name: str, ctype: str, a: np.ndarray) -> str:
     return f"static const {ctype} {name}[] = {{{body}}};\n#define {name}_N {a.size}\n"
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_neon_object_matches_torch_under_qemu(tmp_path, stride):
+@pytest.mark.parametrize("stride,f", [(1, 70), (2, 70), (1, 300)])
+def test_neon_object_matches_torch_under_qemu(tmp_path, stride, f):
     """The aarch64 object (portable vector C, 4-lane NEON) run under qemu-aarch64 from a libc-free harness."""
     import shutil
 
@@ -181,7 +191,9 @@ def test_neon_object_matches_torch_under_qemu(tmp_path, stride):
     except Exception as e:  # noqa: BLE001
         pytest.skip(f"microkernels not built: {e}")
     rng = np.random.default_rng(7 + stride)
-    f, c, h, wd = 70, 7, 13, 11 if stride == 1 else 37
+    c, h, wd = 7, 13, 11 if stride == 1 else 37
+    if f > 256:  # enough tiles for 128-filter chunks
+        h, wd = 24, 30
     w, pid, kept = random_layer(rng, f, c, 0.5)
     b = rng.standard_normal(f).astype(np.float32)
     x = rng.standard_normal((1, c, h, wd)).astype(np.float32)
