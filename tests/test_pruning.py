@@ -322,6 +322,7 @@ def test_bfloat16_network_passes():
     assert err["float32"] < 0.5 * start and err["bfloat16"] < 0.5 * start, (start, err)
     assert err["bfloat16"] < 1.5 * err["float32"] + 0.05 * start, err
     res = prune(model, torch.randn(1, 3, 32, 32), PruneConfig(precision="bfloat16", **FAST), progress=False)
+    assert res.report["config"]["precision"] == "bfloat16"
     assert all(v.dtype == torch.float32 for v in res.model.state_dict().values() if v.is_floating_point())
     _check_structure(res.model, res.plan)
     assert resolve_precision("auto") == "bfloat16"

@@ -28,7 +28,7 @@ from .config import PruneConfig
 from .distill import distill, divergence, enforce_masks, keep_if_better, logits_of, recalibrate_bn
 from .library import select_library
 from .plan import PatternPlan
-from .precision import channels_last
+from .precision import channels_last, resolve_precision
 from .synthetic import bn_matched_inputs, gaussian_inputs
 
 MODEL_FILE = "model.safetensors"
@@ -199,7 +199,8 @@ def prune(model: nn.Module, example_input: Any, config: PruneConfig | None = Non
     pruned = copy.deepcopy(model).eval()
     targets = select_targets(dense, example, cfg)
     pruned_modules = dict(pruned.named_modules())
-    report: dict[str, Any] = {"times": {}, "layers": {}, "config": {"method": cfg.method, "synthetic": cfg.synthetic}}
+    report: dict[str, Any] = {"times": {}, "layers": {}, "config": {"method": cfg.method, "synthetic": cfg.synthetic,
+                                                                  "precision": resolve_precision(cfg.precision)}}
     layers = []
     _, c_in, h_in, w_in = example.shape
     if cfg.synth_resolution is not None and max(h_in, w_in) > cfg.synth_resolution:
