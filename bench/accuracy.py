@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from spattern import data  # noqa: E402
 from spattern.fileio import atomic_write_text  # noqa: E402
 from spattern.pruning import LayerRule, PruneConfig, finetune, prune  # noqa: E402
+from spattern.pruning.precision import PRECISIONS  # noqa: E402
 from spattern.pruning.synthetic import bn_matched_inputs, gaussian_inputs  # noqa: E402
 from spattern.training import accuracy, trained_model  # noqa: E402
 
@@ -151,7 +152,7 @@ def main() -> None:
                     "(k 16, 56 and filter_block 8, 64, each at connectivity 0 and 0.5; k8-fb1 is the main row)")
     ap.add_argument("--sweeps", default=None, help="comma list of sweep settings replacing the default sweep, "
                     "e.g. k16-c0,k56-c0,fb8-c0.5 (k library size, fb filter_block, c connectivity)")
-    ap.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "auto"],
+    ap.add_argument("--precision", default="float32", choices=PRECISIONS,
                     help="network passes of synthesis and distillation (PruneConfig.precision)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)

@@ -160,9 +160,6 @@ def _one_thread():
     threads each LU again inside it. With 2 threads a batch of 12 600x600 solves did not finish in 300 s (one thread:
     0.4 s) and MKL printed "Parameter 6 was incorrect on entry to DLASWP"; refit hung in it for over 10 minutes."""
     n = torch.get_num_threads()
-    if n == 1:
-        yield
-        return
     torch.set_num_threads(1)
     try:
         yield
