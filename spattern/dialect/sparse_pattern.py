@@ -5,9 +5,9 @@ types cannot say (counts, ranges, shapes) is checked by `verify_conv2d`, which t
 after every pass and which raises `PatternVerifyError` naming the op and the broken invariant. Ops print in
 generic form (`"sparse_pattern.conv2d"(...) {...}`).
 
-Only one op is needed: the passes carry what they decide (kernel order, groups, tables, load schedule) as
-attributes on the op, so that every intermediate module is still a complete, checkable description of the
-convolution (see the op's documentation below).
+Only one op is needed: the passes carry what they decide (kernel order, groups, tables) as attributes on the
+op, so that every intermediate module is still a complete, checkable description of the convolution (see the
+op's documentation below).
 """
 
 
@@ -57,10 +57,10 @@ class Conv2dOp(SparsePattern.Operation, name="conv2d", traits=[Pure]):
                      compact-weights).
       chunk_size     i64: filters per chunk of work (filter-kernel-reorder), chunk j = filters
                      [j*chunk_size, (j+1)*chunk_size).
-      groups         tensor<G x 2 x i32>: (first filter, filter count) of each group that one inner loop / one
-                     matmul serves (group-patterns); consecutive, covering [0, F).
-      kernel_filter, group_offsets, tap_masks, load_schedule: tables written by compact-weights and reuse-loads
-                     (documented in those passes).
+      groups         tensor<G x 2 x i32>: (first filter, filter count) of each group, one batch entry of the
+                     portable path's matmul (group-patterns); consecutive, covering [0, F).
+      kernel_filter, group_offsets (compact-weights), tap_masks (reuse-loads): tables documented in those
+                     passes.
     Invariants (verify_conv2d): K equals the number of kept kernels; every pattern id is in [0, L); every library
     row is center-plus-3; operand and attribute shapes agree with each other and with the result.
     """

@@ -1,13 +1,12 @@
-"""filter-kernel-reorder (FKR): orders each chunk's kernels by (input channel, pattern) and each group's input
-channels by pattern.
+"""filter-kernel-reorder (FKR): orders each chunk's kernels by (input channel, pattern).
 
 Rewrites each `sparse_pattern.conv2d`: the weight rows are permuted into (filter chunk, input channel, pattern,
 filter) order and `kernel_order` records which canonical kernel each row now holds (`chunk_size` records the
-chunk); `channel_order` [B, C] lists, per plan block, the input channels sorted by the taps the block reads
-(channels whose kernels were all removed last). Why it pays: the microkernels walk kernels exactly in this order,
-so each pattern's loop runs over a contiguous run with no branch per kernel; on the portable path, same-pattern
-channels become contiguous in the gathered input, so a group needs a few long tap slices instead of hundreds
-of short ones (VGG at 32x32, width 0.25: 612 slices without FKR, see the lit test and bench/speed.py).
+chunk). Why it pays: the microkernels walk each chunk's kernels in this order, so each (chunk, channel, pattern)
+is one contiguous run that one hard-coded pattern loop serves, with no pattern branch per kernel (`kernel_order`
+on the op is what makes lower-to-microkernels pack this order; its packer deals the filters into its own
+load-balanced chunks and sorts each chunk the same way). The portable path (lower-to-linalg) does not depend on
+it: it derives each group's rows from the kept kernels' taps.
 
 Not done (see DESIGN.md notes): permuting filters across chunks for load balance, paid by permuting the next
 layer's input channels; every permutation here is inside one op, so it costs nothing at run time by itself.
@@ -24,7 +23,6 @@ from torch_mlir import ir
 from ..dialect.constants import constant_array
 from ..dialect.sparse_pattern import CONV2D, conv2d_info, i32_elements, load_dialect
 from .base import PassContext, f32_constant, ops_named
-from .schedule import block_groups, optional_table, pattern_sorted_channels
 
 
 def chunked_kernel_order(info, chunk_size: int) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -56,8 +54,5 @@ class FilterKernelReorder:
                     op.operands[1] = f32_constant(canonical[order])
                 op.attributes["kernel_order"] = i32_elements(order)
                 op.attributes["chunk_size"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), self.chunk_size)
-                groups = optional_table(op, "groups")
-                groups = block_groups(info) if groups is None else groups
-                op.attributes["channel_order"] = i32_elements(pattern_sorted_channels(info, groups))
                 n += 1
         ctx.stats[self.name] = {"reordered": n}

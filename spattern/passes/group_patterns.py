@@ -1,11 +1,12 @@
-"""group-patterns: forms the filter groups that one matmul (portable path) or one inner loop serves.
+"""group-patterns: forms the filter groups that the portable path's batched matmul serves, one batch entry each.
 
 Writes `groups` [G, 2] (first filter, count) on each `sparse_pattern.conv2d`: consecutive plan blocks merged
-until a group has >= `min_filters` filters, and, when FKR ran, re-derives `channel_order` per group (the
-channels sorted by the union of the taps the group reads). Why it pays: a matmul over fewer than ~64 filters
-cannot amortise its gather (measured: blocks of 16 filters gave 0.99x), so blocks of 1 or 8 filters are served
-together, as one matmul over the union of their taps (near-dense work, near-dense speed, instead of many tiny
-matmuls that compile for minutes and run slower than dense); blocks of >= 64 stay alone and keep 4 of 9 taps.
+until a group has >= `min_filters` filters. Why it pays: lower-to-linalg gathers, per group, the (channel, tap)
+rows its kept kernels read and multiplies them by the group's filters, so a group's gather is amortised over its
+filters only; a matmul over fewer than ~64 filters cannot amortise it (measured: blocks of 16 filters gave
+0.99x), so blocks of 1 or 8 filters are served together, as one entry over the union of their taps (near-dense
+work, near-dense speed), while blocks of >= 64 stay alone and keep 4 of 9 taps. The microkernels do not read
+`groups` (their packer deals the filters into its own chunks).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from torch_mlir import ir
 
 from ..dialect.sparse_pattern import CONV2D, conv2d_info, i32_elements, load_dialect
 from .base import PassContext, ops_named
-from .schedule import merged_groups, pattern_sorted_channels
+from .schedule import merged_groups
 
 
 @dataclass
@@ -35,7 +36,5 @@ class GroupPatterns:
                 info = conv2d_info(op)
                 groups = merged_groups(info, self.min_filters)
                 op.attributes["groups"] = i32_elements(groups)
-                if "channel_order" in op.attributes:
-                    op.attributes["channel_order"] = i32_elements(pattern_sorted_channels(info, groups))
                 sizes.append(len(groups))
         ctx.stats[self.name] = {"groups_per_conv": sizes}

@@ -16,7 +16,7 @@ same conv is dense or a gather + matmul that is fast only with >= 64 filters per
 run (stride other than 1/2, unequal strides or padding, padding > 1) are left for lower-to-linalg.
 
 The packed order follows the passes that ran before: without `filter-kernel-reorder` (no `kernel_order` on the
-op) kernels stay in filter order, and without `reuse-loads` (no `load_schedule`) every kernel loads its own taps;
+op) kernels stay in filter order, and without `reuse-loads` (no `tap_masks`) every kernel loads its own taps;
 that is how the ablation in bench/speed.py switches FKR and LRE off on this path.
 """
 
@@ -91,7 +91,7 @@ class LowerToMicrokernels:
         global_ids = np.asarray(info.library_ids(), dtype=np.int64)[info.filter_patterns()]
         packed = pack_conv(dense, global_ids, info.filter_kept(), bias, in_shape, stride=info.strides[0],
                            padding=info.padding[0], workgroups=self.workgroups,
-                           reorder="kernel_order" in op.attributes, reuse_loads="load_schedule" in op.attributes)
+                           reorder="kernel_order" in op.attributes, reuse_loads="tap_masks" in op.attributes)
         if packed.out_shape != out_shape:
             raise CompileError(f"lower-to-microkernels: {op.location}: result {out_shape} but the kernel "
                                f"computes {packed.out_shape}")

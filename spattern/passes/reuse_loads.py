@@ -1,14 +1,17 @@
-"""reuse-loads (LRE): schedules each input tap to be loaded once and reused by every kernel that needs it.
+"""reuse-loads (LRE): has the microkernels load each tap row once per run of same-pattern kernels and reuse it.
 
 Writes on each `sparse_pattern.conv2d`:
-  tap_masks      tensor<n_chunks x C x i32>: bit t set when some kernel of the chunk on that channel reads tap t
-                 (the microkernels load exactly these shifted vectors once per (tile, channel) and keep them in
-                 registers for every kernel of the chunk);
-  load_schedule  tensor<S x 4 x i32>: the portable path's tap slices (group, tap, first source channel, count):
-                 per group and tap, each maximal run of consecutive source channels that read the tap is one
-                 slice, so a tap shared by several patterns (the center tap: all of them) is sliced once.
-Why it pays: without it the portable path slices each tap once per pattern run (VGG-small at 32x32: see the lit
-test and bench/speed.py's ablation) and the gathered matrix is built from many more, shorter copies.
+  tap_masks  tensor<n_chunks x C x i32>: bit t set when some kept kernel of the chunk (`chunk_size` consecutive
+             filters) on that channel reads tap t, i.e. the shifted input rows a tile pass over that (chunk,
+             channel) must load at least once.
+Its presence is what makes lower-to-microkernels pack with load reuse: the kernels of a (chunk, channel) that
+share a pattern form one run, which loads its pattern's tap rows into registers once for all of them (the
+kernel's register-level reuse); without it every kernel is its own run and loads its taps for itself (the
+ablation in bench/speed.py). The portable path (lower-to-linalg) does not read it.
+Stats, over the op's chunks: `runs`, the (chunk, channel, pattern) runs that each load their taps once;
+`runs_without_reuse`, the kept kernels (one run each without this pass); `tap_rows`, the set bits of tap_masks
+(the loads a tile would need if every tap row were loaded once per (chunk, channel)). The packer deals filters
+into its own load-balanced chunks, so the kernel's run count can differ a little from `runs`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from torch_mlir import ir
 
 from ..dialect.sparse_pattern import CONV2D, conv2d_info, i32_elements, load_dialect
 from .base import PassContext, ops_named
-from .schedule import block_groups, group_tap_masks, optional_table, schedule_to_array, slice_schedule
+from .schedule import group_tap_masks
 
 
 @dataclass
@@ -31,7 +34,7 @@ class ReuseLoads:
 
     def run(self, module: ir.Module, ctx: PassContext) -> None:
         load_dialect(module.context)
-        merged = unmerged = 0
+        runs = kernels = tap_rows = 0
         with module.context:
             for op in ops_named(module, CONV2D):
                 info = conv2d_info(op)
@@ -39,13 +42,13 @@ class ReuseLoads:
                          else self.chunk_size)
                 starts = np.arange(0, info.out_channels, chunk)
                 chunks = np.stack([starts, np.minimum(chunk, info.out_channels - starts)], axis=1)
-                masks = group_tap_masks(info, chunks)
+                masks = group_tap_masks(info, chunks)  # [n_chunks, C, 9]
                 op.attributes["tap_masks"] = i32_elements((masks * (1 << np.arange(9))).sum(axis=2))
-                groups = optional_table(op, "groups")
-                groups = block_groups(info) if groups is None else groups
-                orders = optional_table(op, "channel_order")
-                schedule = slice_schedule(info, groups, orders, merge_runs=True)
-                op.attributes["load_schedule"] = i32_elements(schedule_to_array(schedule))
-                merged += len(schedule)
-                unmerged += len(slice_schedule(info, groups, orders, merge_runs=False))
-        ctx.stats[self.name] = {"slices": merged, "slices_without_reuse": unmerged}
+                kept = info.filter_kept()  # [F, C]
+                used = np.zeros(kept.shape + (len(info.library),), dtype=bool)  # [F, C, L]: kernel's pattern
+                f, c = np.nonzero(kept)
+                used[f, c, info.filter_patterns()[f, c]] = True
+                runs += int(sum(used[s:s + n].any(axis=0).sum() for s, n in chunks))
+                kernels += int(kept.sum())
+                tap_rows += int(masks.sum())
+        ctx.stats[self.name] = {"runs": runs, "runs_without_reuse": kernels, "tap_rows": tap_rows}

@@ -1,12 +1,10 @@
-"""Decisions shared by the passes that write them and the lowerings that read them: filter groups, channel
-orders and the portable path's tap-slice schedule. Each function is the one definition of its table's meaning;
-the passes store the result as attributes, and the lowerings recompute the pass-free default when a pass was
-switched off (ablation), so every combination of passes stays correct.
+"""Decisions shared by the passes that write them and the lowerings that read them: filter groups and the taps
+each group (or chunk) reads. Each function is the one definition of its table's meaning; the passes store the
+result as attributes, and the lowerings recompute the pass-free default when a pass was switched off (ablation),
+so every combination of passes stays correct.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from torch_mlir import ir
@@ -40,60 +38,6 @@ def group_tap_masks(info: Conv2dInfo, groups: np.ndarray) -> np.ndarray:
         taps[i, row] = True
     per_filter = taps[info.filter_patterns()] & kept[:, :, None]  # [F, C, 9]
     return np.stack([per_filter[s:s + n].any(axis=0) for s, n in groups])
-
-
-def pattern_sorted_channels(info: Conv2dInfo, groups: np.ndarray) -> np.ndarray:
-    """[G, C] channel order per group: channels whose taps match sort together (by the group's tap set, read as a
-    9-bit number, center first), unused channels last. FKR's order for the portable path."""
-    masks = group_tap_masks(info, groups)
-    keys = (masks * (1 << np.arange(9))).sum(axis=2)  # [G, C]
-    keys = np.where(masks.any(axis=2), keys, 1 << 10)
-    return np.stack([np.argsort(k, kind="stable") for k in keys]).astype(np.int64)
-
-
-@dataclass
-class Slice:
-    """Rows [row, row+count) of a group's gathered matrix: tap `tap` of source channels [start, start+count)."""
-
-    group: int
-    tap: int
-    start: int
-    count: int
-
-
-def slice_schedule(info: Conv2dInfo, groups: np.ndarray, channel_orders: np.ndarray | None,
-                   merge_runs: bool) -> list[Slice]:
-    """The tap slices each group gathers, tap-major. The source channel index is a position in the group's
-    channel order (a gathered copy of the input) when `channel_orders` is given, else an input channel.
-    With `merge_runs` (reuse-loads), each maximal run of consecutive source channels that need a tap is one
-    slice; without it, one slice per run of channels that share the same tap set (pattern), so a tap shared by
-    several patterns is sliced once per pattern."""
-    masks = group_tap_masks(info, groups)
-    out: list[Slice] = []
-    for g in range(len(groups)):
-        order = channel_orders[g] if channel_orders is not None else np.arange(info.in_channels)
-        m = masks[g][order]  # [C, 9] in source order
-        keys = (m * (1 << np.arange(9))).sum(axis=1)
-        for tap in range(9):
-            need = m[:, tap]
-            start = None
-            for pos in range(len(order) + 1):
-                inside = pos < len(order) and need[pos]
-                breaks = (not merge_runs and start is not None and inside and keys[pos] != keys[pos - 1])
-                if start is not None and (not inside or breaks):
-                    out.append(Slice(g, tap, start, pos - start))
-                    start = None
-                if inside and start is None:
-                    start = pos
-    return out
-
-
-def schedule_to_array(schedule: list[Slice]) -> np.ndarray:
-    return np.array([[s.group, s.tap, s.start, s.count] for s in schedule], dtype=np.int64).reshape(-1, 4)
-
-
-def schedule_from_array(rows: np.ndarray) -> list[Slice]:
-    return [Slice(int(g), int(t), int(s), int(n)) for g, t, s, n in rows]
 
 
 def optional_table(op: ir.Operation, name: str) -> np.ndarray | None:
