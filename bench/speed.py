@@ -1,7 +1,7 @@
 """Whole-model speed: pattern-pruned vs dense IREE at its best flags, in one run.
 
     .venv/bin/python bench/speed.py [--models vgg16_bn,resnet18] [--sizes 224,32] [--rounds 9] [--threads 2]
-                                    [--ablation] [--ablation-portable] [--out results.json]
+                                    [--ablation] [--out results.json]
 
 Per model and size, compiled once each, then timed in alternating rounds (medians, spread):
   dense                IREE dense (host CPU + channels-last preprocessing: its best flags)
@@ -11,14 +11,12 @@ for r = 0 (patterns only) and r = 0.5 (half the kernels removed), with each plan
 `--ablation` adds, for r = 0, the steps from dense to the full CPU path, each with its speedup over the step
 before (as PatDNN reported per optimisation):
   portable fb64        + patterns through the portable lowering (64 filters share a pattern per channel: with a
-                       pattern per kernel the portable path is about dense speed and compiles for many minutes)
+                       pattern per kernel the portable path is about dense speed)
   mk no FKR/LRE        + microkernels (from here a pattern per kernel), kernels in filter order, each loading its own taps (passes: import-patterns,
                        lower-to-microkernels)
   mk FKR               + filter-kernel-reorder / group-patterns / compact-weights: kernels sorted by pattern
   microkernels fb1     + reuse-loads: each run of same-pattern kernels loads its taps once (the default pipeline)
-`--ablation-portable` adds the portable fb64 path with only import-patterns + lower-to-linalg (its compile takes
-many minutes: without the passes every kernel is its own slice). Plans are random-pattern plans: speed
-depends on the structure, not on the values.
+Plans are random-pattern plans: speed depends on the structure, not on the values.
 """
 
 from __future__ import annotations
@@ -47,7 +45,7 @@ def mac_limit(model: torch.nn.Module, x: torch.Tensor, plan) -> float:
     return totals(layer_table(model, x, plan)).mac_limit
 
 
-def bench(name: str, size: int, rounds: int, threads: int, ablation: bool, ablation_portable: bool = False) -> dict:
+def bench(name: str, size: int, rounds: int, threads: int, ablation: bool) -> dict:
     import spattern
     from spattern.models import build
     from spattern.testing import random_plan_for
@@ -60,9 +58,6 @@ def bench(name: str, size: int, rounds: int, threads: int, ablation: bool, ablat
         pruned1, plan1 = random_plan_for(model, 1, r, seed=0)
         variants[f"portable fb64 r{r}"] = (pruned64, plan64, "linalg", None)
         variants[f"microkernels fb1 r{r}"] = (pruned1, plan1, "microkernels", None)
-        if ablation_portable and r == 0.0:
-            variants[f"portable fb64 r{r} no FKR/group/FKW/LRE"] = (pruned64, plan64, "linalg",
-                                                                    ["import-patterns", "lower-to-linalg"])
         if ablation and r == 0.0:
             for label, passes in ABLATION_STEPS:
                 variants[f"{label} r{r}"] = (pruned1, plan1, "microkernels", passes)
@@ -105,14 +100,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ablation", action="store_true")
-    ap.add_argument("--ablation-portable", action="store_true")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(1)
     from rich.console import Console
     from rich.table import Table
 
-    results = [bench(m, int(s), args.rounds, args.threads, args.ablation, args.ablation_portable)
+    results = [bench(m, int(s), args.rounds, args.threads, args.ablation)
                for m in args.models.split(",") for s in args.sizes.split(",")]
     table = Table("model", "variant", "median ms", "spread", "vs dense IREE", "MAC limit", "compile s",
                   title=f"whole model, batch 1, {args.threads} threads, {args.rounds} alternating rounds")

@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--elements-limit", type=int, default=None, help="print constants up to this size")
     ap.add_argument("--stats", action="store_true", help="print each pass's statistics as JSON on stderr")
     ap.add_argument("--dump-dir", help="write the IR after every pass here")
+    ap.add_argument("--mmt4d-tile", type=int, default=0,
+                    help="lower-to-linalg: gather into IREE's mmt4d layout with this tile (CPU targets; 0: GPU form)")
     ap.add_argument("--export-demo", choices=["conv3x3", "conv-bn"], help="print a torch-mlir export of a small layer")
     args = ap.parse_args(argv)
     try:
@@ -70,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         verify_module(module)
         plan = PatternPlan.load(args.plan) if args.plan else None
         names = [n.strip() for n in args.pass_pipeline.split(",") if n.strip()]
-        ctx = run_passes(module, plan, names, dump_dir=args.dump_dir) if names and not args.verify_only else None
+        ctx = None
+        if names and not args.verify_only:
+            ctx = run_passes(module, plan, names, dump_dir=args.dump_dir, mmt4d_tile=args.mmt4d_tile)
         if args.stats and ctx is not None:
             print(json.dumps(ctx.stats), file=sys.stderr)
         if args.output and args.emit_bytecode:

@@ -85,7 +85,8 @@ def _stage_passes(state: PipelineState) -> None:
         names += [n for n in chosen if n not in pre]
         state.info["lowering"] = lowering
     state.info["passes"] = list(names)
-    ctx = run_passes(state.module, state.plan, names, dump_dir=state.dump_dir)
+    ctx = run_passes(state.module, state.plan, names, dump_dir=state.dump_dir,
+                     mmt4d_tile=state.target.mmt4d_tile)
     state.info["pass_stats"] = getattr(ctx, "stats", {})
 
 
@@ -107,8 +108,7 @@ def _stage_finalize(state: PipelineState) -> None:
 def _stage_compile(state: PipelineState) -> None:
     assert state.bytecode is not None
     text = module_to_text(state.module) if state.module is not None else None
-    dense_best = state.plan is None or state.info.get("lowering") != "linalg"
-    state.vmfb = compile_bytecode(state.bytecode, state.target, dense_best=dense_best,
+    state.vmfb = compile_bytecode(state.bytecode, state.target, dense_best=True,
                                   failure_dir=state.dump_dir, input_text=text)
 
 

@@ -19,6 +19,10 @@ class PassContext:
 
     plan: PatternPlan | None = None
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # lower-to-linalg's matmul form: 0 = linalg.batch_matmul (GPUs); t > 0 = gather straight into the [N/t, K, t, 1]
+    # right-hand-side layout of IREE's mmt4d CPU microkernel and call linalg.batch_mmt4d with t x t tiles (the
+    # target's f32 tile: 16 with AVX-512, 8 with AVX2 or NEON; spattern.runtime.targets.Target.mmt4d_tile).
+    mmt4d_tile: int = 0
 
 
 class Pass(Protocol):

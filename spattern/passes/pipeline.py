@@ -87,11 +87,12 @@ def _repro_command(failing: Path, pass_name: str, plan_path: Path | None) -> str
 
 
 def run_passes(module: ir.Module, plan: PatternPlan | None, pass_names: list[str],
-               dump_dir: str | Path | None = None, ctx: PassContext | None = None) -> PassContext:
+               dump_dir: str | Path | None = None, ctx: PassContext | None = None,
+               mmt4d_tile: int = 0) -> PassContext:
     """Run the named passes in order on `module` (in place); returns the context with each pass's stats.
     A pass raising PlanError/PatternVerifyError propagates as is (the user's input is wrong); any other failure
     becomes a CompileError whose message names the IR file (bytecode, so weights survive) and the command."""
-    ctx = ctx or PassContext(plan=plan)
+    ctx = ctx or PassContext(plan=plan, mmt4d_tile=mmt4d_tile)
     ctx.plan = plan if plan is not None else ctx.plan
     dump = Path(dump_dir) if dump_dir is not None else None
     if dump is not None:

@@ -20,7 +20,8 @@ CHANNELS_LAST_PREPROCESSING = (
 # is slow; data tiling packs them for mmt4d: ResNet-50 layer2 1x1 conv 3.1 -> 0.34 ms, ResNet-50 with patterns
 # 1.12-1.13x whole-model, fc layers ~1.5x; ResNet-18 / VGG-16 with patterns and dense ResNet-18/50, MobileNetV2
 # unchanged (0.98-1.04x). Constant weights are packed at compile time (const-eval: no per-call repacking, same
-# .vmfb size). Only on the dense_best path, so the "linalg" pattern lowering (non-constant operands) is unaffected.
+# .vmfb size). The portable pattern lowering on CPUs gets them too: its batched matmuls run as mmt4d (see
+# spattern/passes/lower_to_linalg.py); bench/dense.py still compares with and without.
 # arm64 compiles with them too but stays without until it can be timed on a device.
 DATA_TILING_MMT4D = ("--iree-opt-data-tiling", "--iree-llvmcpu-enable-ukernels=mmt4d")
 
@@ -41,6 +42,19 @@ class Target:
     @property
     def is_cpu(self) -> bool:
         return self.cpu_arch is not None
+
+    @property
+    def mmt4d_tile(self) -> int:
+        """The f32 tile of IREE's mmt4d CPU microkernel on this target (16x16 with AVX-512, 8x8 with AVX2 and
+        NEON), into whose layout the portable lowering gathers its taps; 0 off CPUs (the GPU form). x86 reads
+        the host's features, as the host target compiles for them."""
+        if self.cpu_arch == "aarch64":
+            return 8
+        if self.cpu_arch == "x86_64":
+            from .kernels import host_has_avx512
+
+            return 16 if host_has_avx512() else 8
+        return 0
 
     def flags(self, dense_best: bool = True) -> list[str]:
         return [*self.compile_flags, *(self.dense_extra_flags if dense_best else ())]
