@@ -7,21 +7,26 @@ Each conv becomes a call to a private function (IREE inlines it) that computes o
    of the flat input. A stride-s conv first splits the input into its s*s phases (a transpose), after which the
    same holds per phase;
 2. one `linalg.generic` gathers, for every filter group at once, the group's rows (the (channel, tap) pairs its
-   kept kernels read, channel-major so the taps of one channel are read back to back) into a
-   [groups, rows, positions] tensor. The window's start comes from a constant table read with `tensor.extract`
-   at the generic's outer indices, so MLIR's vectorizer sees a contiguous load along the positions (a table
-   read through the generic's own block argument would make every load a gather); the table is also an input
-   of the generic, which keeps IREE from collapsing the row and position dimensions into one (that too would
-   turn the loads into gathers) and marks the rows that only pad a short group (their value is zero);
-3. one `linalg.batch_matmul` of the groups' [filters, rows] weights (initialised with the bias) by the gathered
-   rows: with data tiling IREE fuses the gather into the packing of the matmul's right-hand side, so the taps
-   are copied once, straight into the layout its matmul kernel reads.
+   kept kernels read, channel-major so the taps of one channel are read back to back), each a window of the
+   flat input. The window's start comes from a constant table read with `tensor.extract` at the generic's outer
+   indices, so MLIR's vectorizer sees a contiguous load along the positions (a table read through the generic's
+   own block argument would make every load a gather); the table is also an input of the generic, which keeps
+   IREE from collapsing the row and position dimensions into one (that too would turn the loads into gathers)
+   and marks the rows that only pad a short group (their value is zero);
+3. one batched matmul of the groups' [filters, rows] weights (initialised with the bias) by the gathered rows.
+   GPU form (PassContext.mmt4d_tile == 0): `linalg.batch_matmul` over [groups, rows, positions]. CPU form (tile
+   t > 0): the gather writes the [groups, positions/t, rows, t, 1] right-hand side of IREE's mmt4d microkernel,
+   the weights are packed to its [groups, filters/t, rows, t, 1] left-hand side here, and the matmul is one
+   `linalg.batch_mmt4d`, whose t x t tiles a transpose puts back in [filters, positions] order. (With a plain
+   batch_matmul and data tiling, IREE fuses the gather into its packing but stores one float at a time.)
 Why it pays: a group of >= 64 filters that share one pattern per channel reads 4 of 9 taps per kept channel, so
-the matmul does 4/9 of the dense MACs (fewer with removed kernels). VGG-16 at 224 (filter block 64, host, 2
-threads): the earlier lowering (per-group channel gather, strided tap slices, a concat and a matmul per group)
-ran 1.5x slower than this one, mostly in copies (bench/results/speed-224*.txt). It is correct for every block
-size: a group's rows are the union of the taps its filters read (zeros in the weights where a filter does not);
-fine blocks therefore run near dense speed, which is why group-patterns merges them into >= 64-filter groups.
+the matmul does 4/9 of the dense MACs (fewer with removed kernels), in few dispatches. VGG-16-BN at 224, filter
+blocks of 64, host, 2 threads, one interleaved run: dense IREE 293.6 ms, the earlier lowering (a channel gather,
+strided tap slices, a concat and a matmul per group) 246.9, the GPU form 204.2, the CPU form 172.0 (1.71x; MAC
+limit 2.21x). On an NVIDIA H200 through Vulkan the GPU form is 1.64x dense Vulkan where the earlier lowering was
+0.65x (bench/results/gpu-h200-vulkan.txt). It is correct for every block size: a group's rows are the union of
+the taps its filters read (zeros in the weights where a filter does not); fine blocks therefore run near dense
+speed, which is why group-patterns merges them into >= 64-filter groups.
 
 Reads `groups` (group-patterns) when present, else one group per plan block. Groups shorter than the longest
 are padded with zero filters (and their rows with zero rows) so that all groups share one batched matmul.
