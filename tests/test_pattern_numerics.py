@@ -22,11 +22,11 @@ WIDTH = {"vgg16_bn": 0.125, "resnet18": 0.25, "resnet50": 0.125, "mobilenet_v2":
 
 
 def _check(name: str, filter_block: int, connectivity: float, lowering: str,
-           batch: int = 1) -> spattern.CompiledModel:
+           batch: int = 1, target: str = "host") -> spattern.CompiledModel:
     model = build(name, num_classes=10, image_size=32, width=WIDTH[name])
     pruned, plan = random_plan_for(model, filter_block, connectivity, seed=1)
     x = torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    compiled = spattern.compile(pruned, x, plan=plan, lowering=lowering)
+    compiled = spattern.compile(pruned, x, plan=plan, lowering=lowering, target=target)
     assert compiled.info["lowering"] == lowering
     with torch.no_grad():
         ref = pruned(x).numpy()
@@ -39,6 +39,15 @@ def _check(name: str, filter_block: int, connectivity: float, lowering: str,
 @pytest.mark.parametrize("name", MODELS)
 def test_portable_lowering_matches_pruned_model(name, filter_block, connectivity):
     _check(name, filter_block, connectivity, "linalg")
+
+
+@pytest.mark.parametrize("connectivity", [0.0, 0.5])
+@pytest.mark.parametrize("filter_block", [1, 8, 64])
+@pytest.mark.parametrize("name", MODELS)
+def test_portable_lowering_on_vulkan_matches_pruned_model(name, filter_block, connectivity):
+    """The same matrix on Vulkan (lavapipe here; the GPU form of lower-to-linalg: linalg.batch_matmul)."""
+    require("vulkan")
+    _check(name, filter_block, connectivity, "linalg", target="vulkan")
 
 
 @pytest.mark.parametrize("connectivity", [0.0, 0.5])
