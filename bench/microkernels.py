@@ -155,12 +155,12 @@ def report(results: list[dict]) -> None:
 _HARNESS = r"""
 #include <stddef.h>
 void spattern_pattern_conv(const float *, const float *, size_t, size_t, size_t, const float *, const float *,
-                           size_t, size_t, size_t, const int *, const int *, size_t, size_t, size_t, float *,
-                           float *, size_t, size_t, size_t, size_t);
+                           size_t, size_t, size_t, const int *, const int *, size_t, size_t, size_t, const float *,
+                           const float *, size_t, size_t, size_t, float *, float *, size_t, size_t, size_t, size_t);
 __attribute__((visibility("default"))) void spk_bench_all(const float *in, size_t inn, const float *w, size_t wn,
                                                           const int *t, size_t tn, float *o, size_t on, size_t nwg) {
   for (size_t g = 0; g < nwg; ++g)
-    spattern_pattern_conv(in, in, 0, inn, 1, w, w, 0, wn, 1, t, t, 0, tn, 1, o, o, 0, on, 1, g);
+    spattern_pattern_conv(in, in, 0, inn, 1, w, w, 0, wn, 1, t, t, 0, tn, 1, w, w, 0, wn, 1, o, o, 0, on, 1, g);
 }
 """
 

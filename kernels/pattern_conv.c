@@ -111,6 +111,7 @@ typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));
 
 typedef struct {
   int C, F, Hp, Wp, Ho, Wo, stride, relu, nchunks, ntiles, tpg;
+  const float *res; /* the residual [F, Ho, Wo] of this image, or NULL */
   const float *w;
   const float *bias;
   const int32_t *fidx, *run_start, *run_pid, *run_k, *chunk_fil, *chunk_nf;
@@ -196,19 +197,22 @@ static inline vf spk_vact(vf v, vf b, int relu) {
   return v;
 }
 
-/* dst[0..n) = act(src[0..n) + b): whole vectors, then one vector overlapping the last (same values written
- * twice) when n >= VW, else scalars. */
-static inline void spk_store(float *restrict dst, const float *restrict src, int n, float b, int relu) {
+/* dst[0..n) = act(src[0..n) + b (+ res[0..n) when res is not NULL)): whole vectors, then one vector overlapping
+ * the last (same values written twice) when n >= VW, else scalars. */
+static inline void spk_store(float *restrict dst, const float *restrict src, const float *restrict res, int n,
+                             float b, int relu) {
   const vf bv = b - (vf){0};
+#define SPK_SUM(i) (res ? LD(src + (i)) + LD(res + (i)) : LD(src + (i)))
   int i = 0;
-  for (; i + VW <= n; i += VW) ST(dst + i, spk_vact(LD(src + i), bv, relu));
+  for (; i + VW <= n; i += VW) ST(dst + i, spk_vact(SPK_SUM(i), bv, relu));
   if (i == n) return;
   if (n >= VW) {
-    ST(dst + n - VW, spk_vact(LD(src + n - VW), bv, relu));
+    ST(dst + n - VW, spk_vact(SPK_SUM(n - VW), bv, relu));
     return;
   }
+#undef SPK_SUM
   for (; i < n; ++i) {
-    const float v = src[i] + b;
+    const float v = src[i] + b + (res ? res[i] : 0.0f);
     dst[i] = (relu && v < 0.0f) ? 0.0f : v;
   }
 }
@@ -253,8 +257,9 @@ static void spk_tile_s1(const spk_layer *L, const float *in, float *out, int chu
     const int f = L->chunk_fil[chunk * SPK_CHUNK + j];
     const float b = L->bias[f];
     float *of = out + (size_t)f * Ho * Wo;
+    const float *rf = L->res ? L->res + (size_t)f * Ho * Wo : NULL;
     const float *aj = acc + j * ACC_STRIDE;
-    for (int i = 0; i < ns; ++i) spk_store(of + so[i], aj + sa[i], sn[i], b, relu);
+    for (int i = 0; i < ns; ++i) spk_store(of + so[i], aj + sa[i], rf ? rf + so[i] : NULL, sn[i], b, relu);
   }
 }
 
@@ -314,7 +319,8 @@ static void spk_tile_s2(const spk_layer *L, const float *in, float *out, int chu
   const int relu = L->relu;
   for (int j = 0; j < nf; ++j) {
     const int f = L->chunk_fil[chunk * SPK_CHUNK + j];
-    spk_store(out + (size_t)f * HW + q0, acc + j * ACC_STRIDE, n, L->bias[f], relu);
+    spk_store(out + (size_t)f * HW + q0, acc + j * ACC_STRIDE, L->res ? L->res + (size_t)f * HW + q0 : NULL, n,
+              L->bias[f], relu);
   }
 }
 
@@ -323,9 +329,11 @@ static void spk_tile_s2(const spk_layer *L, const float *in, float *out, int chu
 SPK_EXPORT void spattern_pattern_conv(const float *in_b, const float *in_a, size_t in_o, size_t in_n,
                                       size_t in_s, const float *w_b, const float *w_a, size_t w_o,
                                       size_t w_n, size_t w_s, const int32_t *t_b, const int32_t *t_a,
-                                      size_t t_o, size_t t_n, size_t t_s, float *o_b, float *o_a, size_t o_o,
+                                      size_t t_o, size_t t_n, size_t t_s, const float *r_b, const float *r_a,
+                                      size_t r_o, size_t r_n, size_t r_s, float *o_b, float *o_a, size_t o_o,
                                       size_t o_n, size_t o_s, size_t wg) {
   (void)in_b, (void)in_n, (void)in_s, (void)w_b, (void)w_n, (void)w_s, (void)t_b, (void)t_n, (void)t_s;
+  (void)r_b, (void)r_n, (void)r_s;
   (void)o_b, (void)o_n, (void)o_s;
   const int32_t *h = t_a + t_o;
   if (h[SPK_H_MAGIC] != SPK_ABI_MAGIC || h[SPK_H_TILE] != SPK_TILE || h[SPK_H_CHUNK] != SPK_CHUNK) return;
@@ -356,6 +364,7 @@ SPK_EXPORT void spattern_pattern_conv(const float *in_b, const float *in_a, size
   if (n >= h[SPK_H_N]) return;
   const float *in = in_a + in_o + (size_t)n * L.C * L.Hp * L.Wp;
   float *out = o_a + o_o + (size_t)n * L.F * L.Ho * L.Wo;
+  L.res = h[SPK_H_RESIDUAL] ? r_a + r_o + (size_t)n * L.F * L.Ho * L.Wo : NULL;
   float acc[SPK_CHUNK * ACC_STRIDE] __attribute__((aligned(64)));
   const int t0 = group * L.tpg, t1 = t0 + L.tpg < L.ntiles ? t0 + L.tpg : L.ntiles;
   for (int t = t0; t < t1; ++t) {

@@ -7,6 +7,8 @@
  *   w   f32 [4*K + F]       FKW: 4 weights per kept kernel in tap order, kernels ordered (chunk, channel,
  *                           pattern, filter); then the bias of every filter
  *   tab i32                 header (SPK_H_* below) followed by the index tables it points at
+ *   res f32 [N, F, Ho, Wo]  the residual, added before the ReLU when SPK_H_RESIDUAL is set (else any buffer:
+ *                           not read)
  *   out f32 [N, F, Ho, Wo]
  * Tables (offsets into tab, from the header):
  *   fidx[K]            chunk-local filter index (0..SPK_CHUNK-1) of each kernel
@@ -18,7 +20,7 @@
 #ifndef SPATTERN_PATTERN_CONV_H
 #define SPATTERN_PATTERN_CONV_H
 
-#define SPK_ABI_MAGIC 0x53504b31 /* "SPK1" */
+#define SPK_ABI_MAGIC 0x53504b32 /* "SPK2" */
 #define SPK_TILE 96              /* output positions per tile (stride 1: flattened padded width; stride 2:
                                     flattened output) */
 #define SPK_CHUNK 128            /* filters per chunk, at most (the packer uses 64 or 128: microkernel_abi.py
@@ -48,6 +50,7 @@ enum {
   SPK_H_OFF_CHUNK_NF,
   SPK_H_TILE,
   SPK_H_CHUNK,
+  SPK_H_RESIDUAL, /* 1: add res (before the ReLU, if SPK_H_RELU) */
   SPK_H_SIZE = 32
 };
 

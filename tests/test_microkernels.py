@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from spattern.errors import PlanError
+from spattern.errors import ConfigError, PlanError
 from spattern.patterns import all_masks
 from spattern.runtime import kernels
 from spattern.runtime.microkernel_abi import H, KernelLibrary, pack_conv, pad_input
@@ -58,9 +58,11 @@ CASES = [  # n, f, c, h, w, stride, padding, connectivity, bias, relu
 ]
 
 
+@pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("isa", ["avx512", "avx2"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "n{}f{}c{}_{}x{}_s{}p{}_r{}_b{}_relu{}".format(*c))
-def test_kernel_matches_torch(monkeypatch, isa, case):
+def test_kernel_matches_torch(monkeypatch, isa, case, residual):
+    """relu?(conv + bias (+ residual: the fused epilogue, a buffer of the output's shape)) against torch."""
     _objects_or_skip()
     if isa == "avx512" and not kernels.host_has_avx512():
         pytest.skip("this CPU has no AVX-512")
@@ -70,13 +72,18 @@ def test_kernel_matches_torch(monkeypatch, isa, case):
     w, pid, kept = random_layer(rng, f, c, conn)
     b = rng.standard_normal(f).astype(np.float32) if has_bias else None
     x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
-    packed = pack_conv(w, pid, kept, b, x.shape, stride=stride, padding=padding, relu=relu)
+    packed = pack_conv(w, pid, kept, b, x.shape, stride=stride, padding=padding, relu=relu, residual=residual)
+    res = rng.standard_normal(packed.out_shape).astype(np.float32) if residual else None
     lib = KernelLibrary.load("x86_64")
     assert lib is KernelLibrary.load("x86_64")
-    y = lib.run(packed, pad_input(x, packed))
-    ref = torch_ref(x, w, b, stride, padding, relu)
+    y = lib.run(packed, pad_input(x, packed), residual=res)
+    ref = torch_ref(x, w, b, stride, padding, False) + (res if residual else 0)
+    ref = np.maximum(ref, 0) if relu else ref
     assert y.shape == ref.shape
     assert np.abs(y - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max())
+    if residual:
+        with pytest.raises(ConfigError):
+            lib.run(packed, pad_input(x, packed))
 
 
 def test_packing_tables_are_consistent():
@@ -152,7 +159,8 @@ _QEMU_HARNESS = r"""
 #include "case.h"
 void spattern_pattern_conv(const float *, const float *, size_t, size_t, size_t, const float *, const float *,
                            size_t, size_t, size_t, const int32_t *, const int32_t *, size_t, size_t, size_t,
-                           float *, float *, size_t, size_t, size_t, size_t);
+                           const float *, const float *, size_t, size_t, size_t, float *, float *, size_t, size_t,
+                           size_t, size_t);
 static float out[OUT_N];
 static void sys_exit(long code) {
   register long x0 __asm__("x0") = code;
@@ -160,9 +168,14 @@ static void sys_exit(long code) {
   __asm__ volatile("svc 0" : : "r"(x0), "r"(x8) : "memory");
   for (;;) {}
 }
+#ifndef RES_N /* no residual: the weights stand in (not read) */
+#define RES W
+#define RES_N W_N
+#endif
 void _start(void) {
   for (size_t g = 0; g < NWG; ++g)
-    spattern_pattern_conv(IN, IN, 0, IN_N, 1, W, W, 0, W_N, 1, TAB, TAB, 0, TAB_N, 1, out, out, 0, OUT_N, 1, g);
+    spattern_pattern_conv(IN, IN, 0, IN_N, 1, W, W, 0, W_N, 1, TAB, TAB, 0, TAB_N, 1, RES, RES, 0, RES_N, 1, out,
+                          out, 0, OUT_N, 1, g);
   for (size_t i = 0; i < OUT_N; ++i) {
     const float d = out[i] - REF[i];
     if (!(d <= TOL && -d <= TOL)) sys_exit(1);
@@ -178,8 +191,8 @@ def _c_array(name: str, ctype: str, a: np.ndarray) -> str:
     return f"static const {ctype} {name}[] = {{{body}}};\n#define {name}_N {a.size}\n"
 
 
-@pytest.mark.parametrize("stride,f", [(1, 70), (2, 70), (1, 300)])
-def test_neon_object_matches_torch_under_qemu(tmp_path, stride, f):
+@pytest.mark.parametrize("stride,f,residual", [(1, 70, False), (2, 70, False), (1, 300, False), (2, 70, True)])
+def test_neon_object_matches_torch_under_qemu(tmp_path, stride, f, residual):
     """The aarch64 object (portable vector C, 4-lane NEON) run under qemu-aarch64 from a libc-free harness."""
     import shutil
 
@@ -197,11 +210,13 @@ def test_neon_object_matches_torch_under_qemu(tmp_path, stride, f):
     w, pid, kept = random_layer(rng, f, c, 0.5)
     b = rng.standard_normal(f).astype(np.float32)
     x = rng.standard_normal((1, c, h, wd)).astype(np.float32)
-    packed = pack_conv(w, pid, kept, b, x.shape, stride=stride, padding=1, relu=True)
-    ref = torch_ref(x, w, b, stride, 1, True)
+    packed = pack_conv(w, pid, kept, b, x.shape, stride=stride, padding=1, relu=True, residual=residual)
+    res = rng.standard_normal(packed.out_shape).astype(np.float32)
+    ref = np.maximum(torch_ref(x, w, b, stride, 1, False) + (res if residual else 0), 0)
     tol = 1e-5 * max(1.0, float(np.abs(ref).max()))
     (tmp_path / "case.h").write_text(
-        _c_array("IN", "float", pad_input(x, packed)) + _c_array("W", "float", packed.weights)
+        (_c_array("RES", "float", res) if residual else "")
+        + _c_array("IN", "float", pad_input(x, packed)) + _c_array("W", "float", packed.weights)
         + _c_array("TAB", "int32_t", packed.table) + _c_array("REF", "float", ref)
         + f"#define OUT_N {ref.size}\n#define NWG {packed.workgroups}\n#define TOL {tol!r}f\n")
     (tmp_path / "h.c").write_text(_QEMU_HARNESS)

@@ -9,6 +9,14 @@ per (filter chunk, channel), filter chunks) are `arith.constant`s packed by `spa
 dispatch it. `spattern.runtime.microkernel_dispatch.materialize_microkernels` later (in IREE's context) gives each
 declaration a body: an IREE custom dispatch that links the kernel object for the target.
 
+The conv's epilogue is fused where the IR allows: a ReLU that is the conv's only user, and a residual add (the
+conv plus another tensor of its shape, as in a ResNet block) that is the conv's only user, with or without a ReLU
+that is the add's only user; a residual that IREE computes with a conv or matmul of its own (a downsample branch)
+is left unfused (see `_from_iree_contraction`). The kernel then writes relu(conv + bias + residual) in its write-out, and the
+elementwise dispatches IREE would otherwise run over the whole output (one read and one write of it each) are gone.
+The residual is passed to the kernel as a fourth, read-only operand (microkernel_dispatch). The
+kernel's ReLU maps NaN to 0 (as `max(x, 0)`), where torch keeps it.
+
 Why it pays: the kernel runs the conv channel-outer with the chunk's kernels sorted by pattern, each pattern
 with its own hard-coded loop and the tap rows reused from registers (PatDNN's FKR + FKW + LRE), so it does
 4 of 9 MACs per kept kernel at near-dense FMA throughput, with per-kernel patterns; IREE's own codegen of the
@@ -33,7 +41,7 @@ from ..dialect.sparse_pattern import CONV2D, conv2d_info, load_dialect
 from ..errors import CompileError
 from ..runtime.microkernel_abi import DEFAULT_WORKGROUPS, pack_conv
 from ..runtime.microkernel_dispatch import CALLEE_PREFIX, MicrokernelCall, declaration_text
-from .base import PassContext, ops_named
+from .base import PassContext, as_op, ops_named, users
 
 
 def _t(shape: tuple[int, ...], elt: str = "f32") -> str:
@@ -44,6 +52,126 @@ def _constant(values: np.ndarray, elt: ir.Type) -> ir.Value:
     values = np.ascontiguousarray(values)
     attr = ir.DenseElementsAttr.get(values, type=elt)
     return ir.Operation.create("arith.constant", results=[attr.type], attributes={"value": attr}).results[0]
+
+
+_RELU_PREDICATES = {2, 9}  # arith.cmpf ogt, ugt
+
+
+@dataclass
+class Epilogue:
+    """The ops after a conv that the kernel's write-out takes over: out = relu?(conv + bias + residual?).
+    `ops` are the fused ops in program order (empty: nothing fused); the call replaces the last one's result."""
+
+    ops: list[ir.Operation]
+    residual: ir.Value | None = None
+    relu: bool = False
+
+
+def _identity_elementwise(op: ir.Operation, n_inputs: int, like: ir.Type) -> bool:
+    """A `linalg.generic` with n_inputs inputs and one result, all of type `like`, identity maps, all parallel."""
+    if op.name != "linalg.generic" or len(op.results) != 1 or op.results[0].type != like:
+        return False
+    if list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"])) != [n_inputs, 1]:
+        return False
+    rank = ir.RankedTensorType(like).rank
+    dims = ", ".join(f"d{i}" for i in range(rank))
+    identity = f"affine_map<({dims}) -> ({dims})>"
+    maps = [str(m) for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+    iterators = [str(i) for i in ir.ArrayAttr(op.attributes["iterator_types"])]
+    return (all(m == identity for m in maps) and all("parallel" in i for i in iterators)
+            and all(o.type == like for o in op.operands[:n_inputs]))
+
+
+def _is_zero(value: ir.Value) -> bool:
+    op = as_op(value.owner)
+    if op is None or op.name != "arith.constant":
+        return False
+    try:
+        return float(ir.FloatAttr(op.attributes["value"]).value) == 0.0
+    except ValueError:
+        return False
+
+
+def _body(op: ir.Operation) -> tuple[list[ir.Operation], list[ir.Value]]:
+    block = op.regions[0].blocks[0]
+    return [as_op(o) for o in block.operations], list(block.arguments)
+
+
+def _is_relu(op: ir.Operation, like: ir.Type) -> bool:
+    """max(x, 0) as torch-mlir writes it (cmpf ugt/ogt + select) or as arith.maximumf / maxnumf."""
+    if not _identity_elementwise(op, 1, like):
+        return False
+    ops, args = _body(op)
+    x = args[0]
+    if [o.name for o in ops] == ["arith.cmpf", "arith.select", "linalg.yield"]:
+        cmp, sel, yld = ops
+        return (ir.IntegerAttr(cmp.attributes["predicate"]).value in _RELU_PREDICATES
+                and cmp.operands[0] == x and _is_zero(cmp.operands[1])
+                and sel.operands[0] == cmp.results[0] and sel.operands[1] == x and _is_zero(sel.operands[2])
+                and yld.operands[0] == sel.results[0])
+    if [o.name for o in ops] in (["arith.maximumf", "linalg.yield"], ["arith.maxnumf", "linalg.yield"]):
+        mx, yld = ops
+        a, b = mx.operands[0], mx.operands[1]
+        return ((a == x and _is_zero(b)) or (b == x and _is_zero(a))) and yld.operands[0] == mx.results[0]
+    return False
+
+
+def _residual_of(op: ir.Operation, conv_result: ir.Value) -> ir.Value | None:
+    """The other addend when `op` is conv_result + other (either order) of one shape; else None."""
+    if not _identity_elementwise(op, 2, conv_result.type):
+        return None
+    ops, args = _body(op)
+    if [o.name for o in ops] != ["arith.addf", "linalg.yield"] or ops[1].operands[0] != ops[0].results[0]:
+        return None
+    p, q = ops[0].operands[0], ops[0].operands[1]
+    if not ((p == args[0] and q == args[1]) or (p == args[1] and q == args[0])):
+        return None
+    a, b = op.operands[0], op.operands[1]
+    if a == conv_result and b != conv_result:
+        return b
+    if b == conv_result and a != conv_result:
+        return a
+    return None
+
+
+_CONTRACTIONS = ("linalg.conv", "linalg.matmul", "linalg.batch_matmul", "linalg.depthwise", "linalg.pooling")
+
+
+def _from_iree_contraction(value: ir.Value, depth: int = 6) -> bool:
+    """Whether `value` is computed by a conv/matmul that IREE compiles itself, possibly through elementwise ops
+    (a folded-in BatchNorm). Such a residual stays unfused: as an operand of our dispatch it must arrive
+    in NCHW, and IREE 3.13 then fuses the layout transpose into the contraction, which loses its fast path
+    (ResNet-18's 1x1 downsample, 128x28x28x64: 0.13 -> 35 ms)."""
+    op = as_op(value.owner)
+    if op is None or depth == 0:
+        return False
+    if op.name.startswith(_CONTRACTIONS):
+        return True
+    if op.name != "linalg.generic":
+        return op.name.startswith("tensor.") and len(op.operands) > 0 and _from_iree_contraction(
+            op.operands[0], depth - 1)
+    if any("reduction" in str(i) for i in ir.ArrayAttr(op.attributes["iterator_types"])):
+        return True
+    n_inputs = list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))[0]
+    return any(_from_iree_contraction(v, depth - 1) for v in op.operands[:n_inputs])
+
+
+def find_epilogue(conv: ir.Operation) -> Epilogue:
+    """The relu / residual add / residual add + relu that follows `conv` and only it (see the module docstring)."""
+    y = conv.results[0]
+    after = users(y)
+    if len(after) != 1 or after[0] is None:
+        return Epilogue([])
+    first = after[0]
+    if _is_relu(first, y.type):
+        return Epilogue([first], relu=True)
+    residual = _residual_of(first, y)
+    if residual is None or _from_iree_contraction(residual):
+        return Epilogue([])
+    then = users(first.results[0])
+    if len(then) == 1 and then[0] is not None and _is_relu(then[0], y.type):
+        return Epilogue([first, then[0]], residual=residual, relu=True)
+    return Epilogue([first], residual=residual)
 
 
 @dataclass
@@ -58,7 +186,7 @@ class LowerToMicrokernels:
 
     def run(self, module: ir.Module, ctx: PassContext) -> None:
         load_dialect(module.context)
-        lowered = skipped = kept_kernels = 0
+        lowered = skipped = kept_kernels = fused_relu = fused_residual = 0
         taken = {str(ir.StringAttr(op.attributes["sym_name"]).value) for op in module.body.operations
                  if "sym_name" in op.attributes}
         with module.context, ir.Location.unknown():
@@ -72,9 +200,13 @@ class LowerToMicrokernels:
                     i += 1
                 name = f"{CALLEE_PREFIX}{i}"
                 taken.add(name)
-                kept_kernels += self._lower_one(module, op, name)
+                kept, epilogue = self._lower_one(module, op, name)
+                kept_kernels += kept
+                fused_relu += epilogue.relu
+                fused_residual += epilogue.residual is not None
                 lowered += 1
-        ctx.stats[self.name] = {"convs": lowered, "left_for_linalg": skipped, "kept_kernels": kept_kernels}
+        ctx.stats[self.name] = {"convs": lowered, "left_for_linalg": skipped, "kept_kernels": kept_kernels,
+                                "fused_relu": fused_relu, "fused_residual": fused_residual}
 
     @staticmethod
     def supported(strides: tuple[int, ...], padding: tuple[int, ...]) -> bool:
@@ -82,21 +214,23 @@ class LowerToMicrokernels:
         return (len(set(strides)) == 1 and strides[0] in (1, 2) and len(set(padding)) == 1
                 and padding[0] in (0, 1))
 
-    def _lower_one(self, module: ir.Module, op: ir.Operation, name: str) -> int:
+    def _lower_one(self, module: ir.Module, op: ir.Operation, name: str) -> tuple[int, Epilogue]:
         info = conv2d_info(op)
         in_shape = tuple(int(d) for d in ir.RankedTensorType(op.operands[0].type).shape)
         out_shape = tuple(int(d) for d in ir.RankedTensorType(op.results[0].type).shape)
         dense = info.expand(constant_array(op.operands[1]))
         bias = constant_array(op.operands[2]).astype(np.float32)
         global_ids = np.asarray(info.library_ids(), dtype=np.int64)[info.filter_patterns()]
+        epilogue = find_epilogue(op)
         packed = pack_conv(dense, global_ids, info.filter_kept(), bias, in_shape, stride=info.strides[0],
                            padding=info.padding[0], workgroups=self.workgroups,
-                           reorder="kernel_order" in op.attributes, reuse_loads="tap_masks" in op.attributes)
+                           reorder="kernel_order" in op.attributes, reuse_loads="tap_masks" in op.attributes,
+                           relu=epilogue.relu, residual=epilogue.residual is not None)
         if packed.out_shape != out_shape:
             raise CompileError(f"lower-to-microkernels: {op.location}: result {out_shape} but the kernel "
                                f"computes {packed.out_shape}")
         call = MicrokernelCall(name, packed.padded_in_shape, packed.weights.size, packed.table.size,
-                               out_shape, packed.workgroups)
+                               out_shape, packed.workgroups, residual=packed.residual)
         top, bottom, left, right = packed.geometry.pads()
         x_t, p_t = _t(in_shape), _t(call.in_shape)
         text = f"""
@@ -117,14 +251,20 @@ func.func private @{name}_pad(%x: {x_t}) -> {p_t} {{
         anchor = module.body.operations[0].operation
         for fn in list(parsed.body.operations):
             fn.operation.move_before(anchor)
-        with ir.InsertionPoint(op), op.location:
+        # At the last fused op: a residual may be computed after the conv (ResNet's downsample branch).
+        last = epilogue.ops[-1] if epilogue.ops else op
+        with ir.InsertionPoint(last), op.location:
             padded = ir.Operation.create("func.call", results=[ir.Type.parse(p_t)], operands=[op.operands[0]],
                                          attributes={"callee": ir.FlatSymbolRefAttr.get(f"{name}_pad")})
             w = _constant(packed.weights, ir.F32Type.get())
             t = _constant(packed.table, ir.IntegerType.get_signless(32))
-            result = ir.Operation.create("func.call", results=[op.results[0].type],
-                                         operands=[padded.results[0], w, t],
+            operands = [padded.results[0], w, t]
+            if epilogue.residual is not None:
+                operands.append(epilogue.residual)
+            result = ir.Operation.create("func.call", results=[op.results[0].type], operands=operands,
                                          attributes={"callee": ir.FlatSymbolRefAttr.get(name)})
-        op.results[0].replace_all_uses_with(result.results[0])
+        last.results[0].replace_all_uses_with(result.results[0])
+        for fused in reversed(epilogue.ops):
+            fused.erase()
         op.erase()
-        return packed.kept_kernels
+        return packed.kept_kernels, epilogue

@@ -31,7 +31,7 @@ import numpy as np
 from spattern.errors import CompileError, ConfigError, PlanError, ToolUnavailableError
 from spattern.patterns import CANDIDATES
 
-ABI_MAGIC = 0x53504B31
+ABI_MAGIC = 0x53504B32
 TILE = 96  # SPK_TILE
 CHUNK = 128  # SPK_CHUNK: the most filters per chunk (the kernel's accumulator buffer and chunk_fil stride)
 SMALL_CHUNK = 64  # chunk size for layers with fewer filters or too few workgroups (chunk_size)
@@ -39,7 +39,7 @@ HEADER_SIZE = 32  # SPK_H_SIZE
 # Header slots, in the order of the enum in kernels/pattern_conv.h.
 H = {name: i for i, name in enumerate(
     "MAGIC N C F HP WP HO WO STRIDE RELU NCHUNKS NTILES NGROUPS TILES_PER_GROUP K OFF_FIDX OFF_RUN_START "
-    "OFF_RUN_PID OFF_RUN_K OFF_CHUNK_FIL OFF_CHUNK_NF TILE CHUNK".split())}
+    "OFF_RUN_PID OFF_RUN_K OFF_CHUNK_FIL OFF_CHUNK_NF TILE CHUNK RESIDUAL".split())}
 MAX_VECTOR = 16  # widest vector any object loads (AVX-512): sizes the extra zero padding
 DEFAULT_WORKGROUPS = 32  # enough workgroups per layer to balance 2-8 threads
 
@@ -102,6 +102,7 @@ class PackedConv:
     workgroups: int
     relu: bool
     kept_kernels: int
+    residual: bool = False  # the kernel adds a residual [N, F, Ho, Wo] (its own operand) before the ReLU
 
     @property
     def out_shape(self) -> tuple[int, int, int, int]:
@@ -151,10 +152,11 @@ def chunk_filters(kept_per_filter: np.ndarray, size: int = SMALL_CHUNK) -> list[
 def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bias: np.ndarray | None,
               input_shape: tuple[int, int, int, int], stride: int = 1, padding: int = 1, relu: bool = False,
               workgroups: int = DEFAULT_WORKGROUPS, check_zeros: bool = True, reorder: bool = True,
-              reuse_loads: bool = True) -> PackedConv:
+              reuse_loads: bool = True, residual: bool = False) -> PackedConv:
     """Packs a pruned dense weight [F, C, 3, 3] with its per-kernel global pattern ids [F, C] and kept mask
     [F, C] for an input of shape [N, C, H, W]. Weights outside a kernel's pattern must be zero (check_zeros).
-    reorder / reuse_loads: FKR and LRE, on by default (see the module docstring)."""
+    reorder / reuse_loads: FKR and LRE, on by default (see the module docstring). relu / residual: the fused
+    epilogue, out = relu(conv + bias + residual), the residual [N, F, Ho, Wo] being the kernel's 4th buffer."""
     weight = np.asarray(weight, dtype=np.float32)
     if weight.ndim != 4 or weight.shape[2:] != (3, 3):
         raise ConfigError(f"pattern conv weight must be [F, C, 3, 3], got {weight.shape}")
@@ -226,14 +228,14 @@ def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bia
         "STRIDE": stride, "RELU": int(relu), "NCHUNKS": nch, "NTILES": ntiles, "NGROUPS": ngroups,
         "TILES_PER_GROUP": tpg, "K": k, "OFF_FIDX": offsets[0], "OFF_RUN_START": offsets[1],
         "OFF_RUN_PID": offsets[2], "OFF_RUN_K": offsets[3], "OFF_CHUNK_FIL": offsets[4],
-        "OFF_CHUNK_NF": offsets[5], "TILE": TILE, "CHUNK": CHUNK,
+        "OFF_CHUNK_NF": offsets[5], "TILE": TILE, "CHUNK": CHUNK, "RESIDUAL": int(residual),
     }
     for name, v in values.items():
         header[H[name]] = v
     table = np.concatenate([header, *[p.astype(np.int32) for p in parts]])
     b = np.zeros(f, dtype=np.float32) if bias is None else np.asarray(bias, dtype=np.float32).reshape(f)
     weights = np.concatenate([fkw.reshape(-1), b]).astype(np.float32)
-    return PackedConv(geo, weights, table, geo.n * nch * ngroups, bool(relu), k)
+    return PackedConv(geo, weights, table, geo.n * nch * ngroups, bool(relu), k, bool(residual))
 
 
 def pad_input(x: np.ndarray, packed: PackedConv) -> np.ndarray:
@@ -263,7 +265,7 @@ class KernelLibrary:
             raise CompileError(f"linking {obj} failed: `{' '.join(cmd)}`\n{proc.stderr}")
         self.lib = ctypes.CDLL(str(so))
         self.fn = getattr(self.lib, symbol)
-        self.fn.argtypes = _MEMREF * 4 + [ctypes.c_size_t]
+        self.fn.argtypes = _MEMREF * 5 + [ctypes.c_size_t]
         self.fn.restype = None
 
     @classmethod
@@ -275,24 +277,31 @@ class KernelLibrary:
             cls._cache[ko.path] = cls(ko.path, ko.symbol)
         return cls._cache[ko.path]
 
-    def run(self, packed: PackedConv, x_padded: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Runs every workgroup in turn on one thread; x_padded from pad_input. Returns [N, F, Ho, Wo]."""
+    def run(self, packed: PackedConv, x_padded: np.ndarray, out: np.ndarray | None = None,
+            residual: np.ndarray | None = None) -> np.ndarray:
+        """Runs every workgroup in turn on one thread; x_padded from pad_input. Returns [N, F, Ho, Wo].
+        A conv packed with residual=True needs `residual` [N, F, Ho, Wo]."""
         if x_padded.shape != packed.padded_in_shape or x_padded.dtype != np.float32:
             raise ConfigError(f"padded input must be float32 {packed.padded_in_shape}, got {x_padded.shape}")
+        if packed.residual != (residual is not None):
+            raise ConfigError("pass `residual` exactly when the conv was packed with residual=True")
         x_padded = np.ascontiguousarray(x_padded)
         if out is None:
             out = np.empty(packed.out_shape, dtype=np.float32)
+        res = (packed.weights if residual is None  # any buffer: the kernel does not read it
+               else np.ascontiguousarray(np.asarray(residual, dtype=np.float32).reshape(packed.out_shape)))
 
         def desc(a: np.ndarray) -> list:
             return [a.ctypes.data, a.ctypes.data, 0, a.size, 1]
 
-        args = desc(x_padded) + desc(packed.weights) + desc(packed.table) + desc(out)
+        args = desc(x_padded) + desc(packed.weights) + desc(packed.table) + desc(res) + desc(out)
         fn = self.fn
         for wg in range(packed.workgroups):
             fn(*args, wg)
         return out
 
 
-def run_conv(packed: PackedConv, x: np.ndarray, target: str = "host") -> np.ndarray:
+def run_conv(packed: PackedConv, x: np.ndarray, target: str = "host",
+             residual: np.ndarray | None = None) -> np.ndarray:
     """Pads x [N, C, H, W] and runs the packed conv with the host object: the quick numerics check."""
-    return KernelLibrary.load(target).run(packed, pad_input(x, packed))
+    return KernelLibrary.load(target).run(packed, pad_input(x, packed), residual=residual)

@@ -8,6 +8,11 @@ for the target and whose export returns the workgroup count, then reshape the re
 entry `spattern_pattern_conv` with `hal.import.static` and calls it with `stream.binding.subspan` memrefs and the
 workgroup id. The call sites are untouched; IREE inlines the bodies. The module travels as bytecode both ways:
 printed as text, VGG-16's weights alone are a gigabyte of hex.
+
+A conv with a fused residual (`residual` below) takes the residual as a fourth operand, bound read-only and passed
+as the kernel's `res` buffer; without one, the weights buffer stands in for it (the kernel does not read it). Not a
+result tied to the residual: IREE would then copy the residual first whenever it has another user (a ResNet
+block's input feeds its first conv too), which costs what the fusion saves.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class MicrokernelCall:
     t_len: int
     out_shape: tuple[int, ...]
     workgroups: int
+    residual: bool = False  # a 4th operand, shaped like the output, that the kernel adds
 
 
 def _tensor(shape: tuple[int, ...], elt: str) -> str:
@@ -47,8 +53,9 @@ def _flat(shape: tuple[int, ...]) -> int:
 
 def declaration_text(call: MicrokernelCall) -> str:
     """The private declaration lower-to-microkernels emits (upstream func dialect only)."""
+    residual = f", {_tensor(call.out_shape, 'f32')}" if call.residual else ""
     return (f"func.func private @{call.name}({_tensor(call.in_shape, 'f32')}, tensor<{call.w_len}xf32>, "
-            f"tensor<{call.t_len}xi32>) -> {_tensor(call.out_shape, 'f32')} attributes "
+            f"tensor<{call.t_len}xi32>{residual}) -> {_tensor(call.out_shape, 'f32')} attributes "
             f"{{{MICROKERNEL_ATTR} = {{workgroups = {call.workgroups} : i64}}}}")
 
 
@@ -60,6 +67,18 @@ def dispatch_text(call: MicrokernelCall, obj: KernelObject) -> str:
     reassoc_out = "[[" + ", ".join(str(i) for i in range(rank_out)) + "]]"
     out_dims = ", ".join(str(d) for d in call.out_shape)
     ex = f"{call.name}_ex"
+    res_arg = res_flat = res_operand = res_type = res_binding = ""
+    res_memref = "%dw"
+    if call.residual:
+        res_arg = f", %r: {_tensor(call.out_shape, 'f32')}"
+        res_flat = (f"\n  %rf = tensor.collapse_shape %r {reassoc_out} : {_tensor(call.out_shape, 'f32')} "
+                    f"into tensor<{n_out}xf32>")
+        res_operand, res_type, res_binding = ", %rf", f", tensor<{n_out}xf32>", " %br: !stream.binding,"
+        res_memref = "%dr"
+        res_subspan = (f"\n      %mr = stream.binding.subspan %br[%c0] : !stream.binding -> memref<{n_out}xf32>"
+                       f"\n      %dr = memref.cast %mr : memref<{n_out}xf32> to memref<?xf32>")
+    else:
+        res_subspan = ""
     path = str(obj.path).replace("\\", "\\\\").replace('"', '\\"')
     return f"""
 stream.executable private @{ex} attributes {{
@@ -72,9 +91,9 @@ stream.executable private @{ex} attributes {{
     stream.return %n, %c1, %c1 : index, index, index
   }}
   builtin.module {{
-    func.func private @{obj.symbol}(memref<?xf32>, memref<?xf32>, memref<?xi32>, memref<?xf32>, index)
-        attributes {{hal.import.static}}
-    func.func @{call.name}(%bi: !stream.binding, %bw: !stream.binding, %bt: !stream.binding,
+    func.func private @{obj.symbol}(memref<?xf32>, memref<?xf32>, memref<?xi32>, memref<?xf32>, memref<?xf32>,
+                                    index) attributes {{hal.import.static}}
+    func.func @{call.name}(%bi: !stream.binding, %bw: !stream.binding, %bt: !stream.binding,{res_binding}
                             %bo: !stream.binding) {{
       %c0 = arith.constant 0 : index
       %mi = stream.binding.subspan %bi[%c0] : !stream.binding -> memref<{n_in}xf32>
@@ -84,20 +103,20 @@ stream.executable private @{ex} attributes {{
       %di = memref.cast %mi : memref<{n_in}xf32> to memref<?xf32>
       %dw = memref.cast %mw : memref<{call.w_len}xf32> to memref<?xf32>
       %dt = memref.cast %mt : memref<{call.t_len}xi32> to memref<?xi32>
-      %do = memref.cast %mo : memref<{n_out}xf32> to memref<?xf32>
+      %do = memref.cast %mo : memref<{n_out}xf32> to memref<?xf32>{res_subspan}
       %id = stream.dispatch.workgroup.id[0] : index
-      func.call @{obj.symbol}(%di, %dw, %dt, %do, %id)
-          : (memref<?xf32>, memref<?xf32>, memref<?xi32>, memref<?xf32>, index) -> ()
+      func.call @{obj.symbol}(%di, %dw, %dt, {res_memref}, %do, %id)
+          : (memref<?xf32>, memref<?xf32>, memref<?xi32>, memref<?xf32>, memref<?xf32>, index) -> ()
       return
     }}
   }}
 }}
 func.func private @{call.name}(%x: {_tensor(call.in_shape, 'f32')}, %w: tensor<{call.w_len}xf32>,
-                                %t: tensor<{call.t_len}xi32>) -> {_tensor(call.out_shape, 'f32')} {{
+                                %t: tensor<{call.t_len}xi32>{res_arg}) -> {_tensor(call.out_shape, 'f32')} {{
   %n = arith.constant {call.workgroups} : index
-  %xf = tensor.collapse_shape %x {reassoc_in} : {_tensor(call.in_shape, 'f32')} into tensor<{n_in}xf32>
-  %yf = flow.dispatch @{ex}::@{call.name}[%n](%xf, %w, %t)
-      : (tensor<{n_in}xf32>, tensor<{call.w_len}xf32>, tensor<{call.t_len}xi32>) -> tensor<{n_out}xf32>
+  %xf = tensor.collapse_shape %x {reassoc_in} : {_tensor(call.in_shape, 'f32')} into tensor<{n_in}xf32>{res_flat}
+  %yf = flow.dispatch @{ex}::@{call.name}[%n](%xf, %w, %t{res_operand})
+      : (tensor<{n_in}xf32>, tensor<{call.w_len}xf32>, tensor<{call.t_len}xi32>{res_type}) -> tensor<{n_out}xf32>
   %y = tensor.expand_shape %yf {reassoc_out} output_shape [{out_dims}]
       : tensor<{n_out}xf32> into {_tensor(call.out_shape, 'f32')}
   return %y : {_tensor(call.out_shape, 'f32')}
@@ -122,10 +141,11 @@ def _calls_in(module) -> list[tuple[object, MicrokernelCall]]:
         outs = [ir.RankedTensorType(t) for t in fn_type.results]
         meta = ir.DictAttr(op.attributes[MICROKERNEL_ATTR])
         name = ir.StringAttr(op.attributes["sym_name"]).value
-        if len(ins) != 3 or len(outs) != 1:
-            raise CompileError(f"microkernel declaration @{name} must take (input, weights, table) -> output")
+        if len(ins) not in (3, 4) or len(outs) != 1:
+            raise CompileError(f"microkernel declaration @{name} must take (input, weights, table[, residual]) "
+                               "-> output")
         call = MicrokernelCall(name, _shape(ins[0]), _shape(ins[1])[0], _shape(ins[2])[0], _shape(outs[0]),
-                               ir.IntegerAttr(meta["workgroups"]).value)
+                               ir.IntegerAttr(meta["workgroups"]).value, residual=len(ins) == 4)
         found.append((op, call))
     return found
 
