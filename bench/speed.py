@@ -33,9 +33,9 @@ from spattern.timing import interleaved
 
 
 ABLATION_STEPS = [  # (label, the passes run before the microkernels), r = 0, filter_block 1
-    ("mk no FKR/LRE", ["import-patterns", "lower-to-microkernels"]),
+    ("mk no FKR/LRE", ["import-patterns", "pool-to-channels-last", "lower-to-microkernels"]),
     ("mk FKR", ["import-patterns", "filter-kernel-reorder", "group-patterns", "compact-weights",
-                "lower-to-microkernels"]),
+                "pool-to-channels-last", "lower-to-microkernels"]),
 ]
 
 

@@ -18,6 +18,16 @@ def assert_close_to_torch(got: np.ndarray, ref: np.ndarray, rel: float = 1e-4) -
     return err
 
 
+def require_microkernels(target: str = "x86_64") -> None:
+    """Skips the calling test when the pattern microkernel objects are not built (any missing-build reason)."""
+    from spattern.runtime import kernels
+
+    try:
+        kernels.kernel_object(target)
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"microkernels not built: {e}")
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

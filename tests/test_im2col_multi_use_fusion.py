@@ -22,6 +22,7 @@ from torch import nn
 
 from spattern.runtime import kernels
 from spattern.runtime.targets import get_target
+from conftest import require_microkernels  # noqa: E402
 
 iree_compiler = pytest.importorskip("iree.compiler")
 iree_runtime = pytest.importorskip("iree.runtime")
@@ -111,10 +112,7 @@ class _Block(nn.Module):
 
 @pytest.mark.parametrize("pre_passes", [True, False], ids=["host-pre-passes", "no-pre-passes"])
 def test_pattern_block_with_im2col_flag(pre_passes):
-    try:
-        kernels.kernel_object("x86_64")
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"microkernels not built: {e}")
+    require_microkernels("x86_64")
     from spattern.pipeline import new_state, run_pipeline
     from spattern.runtime.compiler import compile_bytecode
     from spattern.runtime.module import CompiledModel

@@ -14,15 +14,9 @@ from spattern.errors import ConfigError, PlanError
 from spattern.patterns import all_masks
 from spattern.runtime import kernels
 from spattern.runtime.microkernel_abi import H, KernelLibrary, pack_conv, pad_input
+from conftest import require_microkernels  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _objects_or_skip() -> None:
-    try:
-        kernels.kernel_object("x86_64")
-    except Exception as e:  # noqa: BLE001 - any missing-build reason skips
-        pytest.skip(f"microkernels not built: {e}")
 
 
 def random_layer(rng: np.random.Generator, f: int, c: int, connectivity: float, all_patterns: bool = True):
@@ -63,7 +57,7 @@ CASES = [  # n, f, c, h, w, stride, padding, connectivity, bias, relu
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "n{}f{}c{}_{}x{}_s{}p{}_r{}_b{}_relu{}".format(*c))
 def test_kernel_matches_torch(monkeypatch, isa, case, residual):
     """relu?(conv + bias (+ residual: the fused epilogue, a buffer of the output's shape)) against torch."""
-    _objects_or_skip()
+    require_microkernels("x86_64")
     if isa == "avx512" and not kernels.host_has_avx512():
         pytest.skip("this CPU has no AVX-512")
     monkeypatch.setenv(kernels.ISA_ENV, isa)
@@ -106,7 +100,7 @@ def test_packing_tables_are_consistent():
 @pytest.mark.parametrize("reorder,reuse_loads", [(False, False), (True, False), (False, True)])
 def test_ablation_packings_match_torch(reorder, reuse_loads):
     """FKR and LRE switched off (the ablation) change the order and the runs, never the result."""
-    _objects_or_skip()
+    require_microkernels("x86_64")
     rng = np.random.default_rng(3)
     w, pid, kept = random_layer(rng, 70, 13, 0.5, all_patterns=False)
     b = rng.standard_normal(70).astype(np.float32)
@@ -145,7 +139,7 @@ def test_isa_selection(monkeypatch):
 
 
 def test_objects_freestanding_and_pattern_header_current():
-    _objects_or_skip()
+    require_microkernels("x86_64")
     for isa in ("x86_64_avx512", "x86_64_avx2", "aarch64_neon"):
         obj = kernels.KERNEL_DIR / f"pattern_conv_{isa}.o"
         undefined = subprocess.run(["nm", "-u", str(obj)], capture_output=True, text=True).stdout.split()

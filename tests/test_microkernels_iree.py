@@ -12,6 +12,7 @@ from spattern.runtime.microkernel_abi import pack_conv
 from spattern.runtime.microkernel_dispatch import (materialize_microkernels, single_conv_module,
                                                    text_to_bytecode)
 from tests.test_microkernels import random_layer
+from conftest import require_microkernels  # noqa: E402
 
 iree_compiler = pytest.importorskip("iree.compiler")
 iree_runtime = pytest.importorskip("iree.runtime")
@@ -19,10 +20,7 @@ iree_runtime = pytest.importorskip("iree.runtime")
 
 @pytest.fixture(autouse=True)
 def _built():
-    try:
-        kernels.kernel_object("x86_64")
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"microkernels not built: {e}")
+    require_microkernels("x86_64")
 
 
 def _run_vmfb(vmfb: bytes, x: np.ndarray) -> np.ndarray:

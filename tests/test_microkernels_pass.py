@@ -21,6 +21,7 @@ from spattern.passes.lower_to_microkernels import LowerToMicrokernels  # noqa: E
 from spattern.passes.pipeline import OPTIMIZE, make_pass  # noqa: E402
 from spattern.runtime import kernels  # noqa: E402
 from spattern.runtime.microkernel_dispatch import MICROKERNEL_ATTR, materialize_microkernels  # noqa: E402
+from conftest import require_microkernels  # noqa: E402
 
 
 def _dense(a: np.ndarray, elt: str) -> str:
@@ -140,10 +141,7 @@ def test_pass_emits_pad_and_call():
 
 @pytest.mark.parametrize("stride,block,optimize", [(1, 1, True), (1, 1, False), (2, 8, True)])
 def test_lowered_module_matches_torch(stride, block, optimize):
-    try:
-        kernels.kernel_object("host")
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"microkernels not built: {e}")
+    require_microkernels("host")
     rng = np.random.default_rng(stride)
     text, dense, bias = conv_module(rng, n=2, stride=stride, block=block, f=70)
     _, bytecode = lower(text, optimize)
@@ -176,10 +174,7 @@ def test_epilogue_fused_and_matches_torch(epilogue, fused, stride):
     """A ReLU / residual add / both after the conv go into the kernel's write-out (no linalg.generic left, the
     residual passed as the call's 4th operand); a conv result with two users keeps its ops. Numerics through
     IREE against torch either way."""
-    try:
-        kernels.kernel_object("host")
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"microkernels not built: {e}")
+    require_microkernels("host")
     rng = np.random.default_rng(10 + stride)
     text, dense, bias = conv_module(rng, n=2, stride=stride, f=70, epilogue=epilogue)
     stats: dict = {}

@@ -9,6 +9,7 @@ import numpy as np
 from torch_mlir import ir
 
 from ..dialect.sparse_pattern import ops_named  # noqa: F401 (re-exported for the passes)
+from ..errors import CompileError
 from ..pruning.plan import PatternPlan
 
 
@@ -41,6 +42,53 @@ def as_op(owner: Any) -> ir.Operation | None:
 
 def users(value: ir.Value) -> list[ir.Operation]:
     return [as_op(use.owner) for use in value.uses]  # type: ignore[misc]
+
+
+def produced_by(value: ir.Value, match: Callable[[ir.Operation], bool], depth: int = 12) -> bool:
+    """Whether an op that `match`es computes `value`, directly or through a chain of at most `depth` ops that
+    each carry one tensor along: tensor reshapes/pads/slices (their source) and elementwise `linalg.generic`s
+    with exactly one input of their result's type (a folded BatchNorm, whose other inputs are broadcast
+    per-channel constants; a ReLU). A generic that combines two full tensors (a residual add) ends the chain: it
+    makes a tensor of its own."""
+    op = as_op(value.owner)
+    if op is None or depth <= 0:
+        return False
+    if match(op):
+        return True
+    if op.name in ("tensor.pad", "tensor.expand_shape", "tensor.collapse_shape", "tensor.extract_slice"):
+        return produced_by(op.operands[0], match, depth - 1)
+    if op.name != "linalg.generic" or len(op.results) != 1 or any(
+            "reduction" in str(i) for i in ir.ArrayAttr(op.attributes["iterator_types"])):
+        return False
+    n_inputs = list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))[0]
+    carried = [v for v in op.operands[:n_inputs] if v.type == op.results[0].type]
+    return len(carried) == 1 and produced_by(carried[0], match, depth - 1)
+
+
+def add_functions(module: ir.Module, text: str, pass_name: str, where: ir.Location) -> None:
+    """Parses `text` (private helper functions a pass built as MLIR) into `module`, at its top. A parse failure
+    is the pass's bug: a CompileError naming the pass and the op it was rewriting."""
+    try:
+        parsed = ir.Module.parse(text)
+    except ir.MLIRError as e:
+        raise CompileError(f"{pass_name} built invalid IR for {where}: {e}") from None
+    anchor = module.body.operations[0].operation
+    for fn in list(parsed.body.operations):
+        fn.operation.move_before(anchor)
+
+
+def fresh_symbol(taken: set[str], prefix: str) -> str:
+    """The first `prefix<i>` not in `taken` (which then holds it too)."""
+    i = 0
+    while f"{prefix}{i}" in taken:
+        i += 1
+    taken.add(f"{prefix}{i}")
+    return f"{prefix}{i}"
+
+
+def module_symbols(module: ir.Module) -> set[str]:
+    return {str(ir.StringAttr(op.attributes["sym_name"]).value) for op in module.body.operations
+            if "sym_name" in op.attributes}
 
 
 def f32_constant(values: np.ndarray) -> ir.Value:

@@ -45,7 +45,7 @@ from torch_mlir import ir
 from ..dialect.constants import constant_array
 from ..dialect.sparse_pattern import CONV2D, Conv2dInfo, conv2d_info, load_dialect
 from ..errors import CompileError
-from .base import PassContext, f32_constant, ops_named
+from .base import PassContext, add_functions, f32_constant, ops_named
 from .schedule import block_groups, group_tap_masks, optional_table
 
 
@@ -200,13 +200,7 @@ class LowerToLinalg:
         if batch > 1:
             callee = f"{fname}_batch"
             text += "\n" + self._batch_wrapper(callee, fname, batch, in_shape, out_shape, args)
-        try:
-            parsed = ir.Module.parse(text)
-        except ir.MLIRError as e:
-            raise CompileError(f"lower-to-linalg built invalid IR for {op.location}: {e}") from None
-        anchor = module.body.operations[0].operation
-        for func in list(parsed.body.operations):
-            func.operation.move_before(anchor)
+        add_functions(module, text, self.name, op.location)
         with ir.InsertionPoint(op), op.location:
             values = [f32_constant(a) for a in args]
             call = ir.Operation.create("func.call", results=[op.results[0].type], operands=[op.operands[0], *values],

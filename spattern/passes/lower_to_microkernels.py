@@ -41,7 +41,7 @@ from ..dialect.sparse_pattern import CONV2D, conv2d_info, load_dialect
 from ..errors import CompileError
 from ..runtime.microkernel_abi import DEFAULT_WORKGROUPS, pack_conv
 from ..runtime.microkernel_dispatch import CALLEE_PREFIX, MicrokernelCall, declaration_text
-from .base import PassContext, as_op, ops_named, users
+from .base import PassContext, add_functions, as_op, fresh_symbol, module_symbols, ops_named, produced_by, users
 
 
 def _t(shape: tuple[int, ...], elt: str = "f32") -> str:
@@ -137,23 +137,14 @@ def _residual_of(op: ir.Operation, conv_result: ir.Value) -> ir.Value | None:
 _CONTRACTIONS = ("linalg.conv", "linalg.matmul", "linalg.batch_matmul", "linalg.depthwise", "linalg.pooling")
 
 
-def _from_iree_contraction(value: ir.Value, depth: int = 6) -> bool:
-    """Whether `value` is computed by a conv/matmul that IREE compiles itself, possibly through elementwise ops
-    (a folded-in BatchNorm). Such a residual stays unfused: as an operand of our dispatch it must arrive
-    in NCHW, and IREE 3.13 then fuses the layout transpose into the contraction, which loses its fast path
+def _from_iree_contraction(value: ir.Value) -> bool:
+    """Whether `value` is computed by a conv/matmul/pooling that IREE compiles itself, possibly through
+    elementwise ops (a folded-in BatchNorm). Such a residual stays unfused: as an operand of our dispatch it must
+    arrive in NCHW, and IREE 3.13 then fuses the layout transpose into the contraction, which loses its fast path
     (ResNet-18's 1x1 downsample, 128x28x28x64: 0.13 -> 35 ms)."""
-    op = as_op(value.owner)
-    if op is None or depth == 0:
-        return False
-    if op.name.startswith(_CONTRACTIONS):
-        return True
-    if op.name != "linalg.generic":
-        return op.name.startswith("tensor.") and len(op.operands) > 0 and _from_iree_contraction(
-            op.operands[0], depth - 1)
-    if any("reduction" in str(i) for i in ir.ArrayAttr(op.attributes["iterator_types"])):
-        return True
-    n_inputs = list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))[0]
-    return any(_from_iree_contraction(v, depth - 1) for v in op.operands[:n_inputs])
+    return produced_by(value, lambda op: op.name.startswith(_CONTRACTIONS) or (
+        op.name == "linalg.generic" and any("reduction" in str(i)
+                                            for i in ir.ArrayAttr(op.attributes["iterator_types"]))))
 
 
 def find_epilogue(conv: ir.Operation) -> Epilogue:
@@ -187,20 +178,14 @@ class LowerToMicrokernels:
     def run(self, module: ir.Module, ctx: PassContext) -> None:
         load_dialect(module.context)
         lowered = skipped = kept_kernels = fused_relu = fused_residual = 0
-        taken = {str(ir.StringAttr(op.attributes["sym_name"]).value) for op in module.body.operations
-                 if "sym_name" in op.attributes}
+        taken = module_symbols(module)
         with module.context, ir.Location.unknown():
             for op in ops_named(module, CONV2D):
                 info = conv2d_info(op)
                 if not self.supported(info.strides, info.padding):
                     skipped += 1
                     continue
-                i = lowered
-                while f"{CALLEE_PREFIX}{i}" in taken:
-                    i += 1
-                name = f"{CALLEE_PREFIX}{i}"
-                taken.add(name)
-                kept, epilogue = self._lower_one(module, op, name)
+                kept, epilogue = self._lower_one(module, op, fresh_symbol(taken, CALLEE_PREFIX))
                 kept_kernels += kept
                 fused_relu += epilogue.relu
                 fused_residual += epilogue.residual is not None
@@ -244,13 +229,7 @@ func.func private @{name}_pad(%x: {x_t}) -> {p_t} {{
   return %p : {p_t}
 }}
 """
-        try:
-            parsed = ir.Module.parse(text)
-        except ir.MLIRError as e:
-            raise CompileError(f"lower-to-microkernels built invalid IR for {op.location}: {e}") from None
-        anchor = module.body.operations[0].operation
-        for fn in list(parsed.body.operations):
-            fn.operation.move_before(anchor)
+        add_functions(module, text, self.name, op.location)
         # At the last fused op: a residual may be computed after the conv (ResNet's downsample branch).
         last = epilogue.ops[-1] if epilogue.ops else op
         with ir.InsertionPoint(last), op.location:

@@ -25,6 +25,7 @@ from .filter_kernel_reorder import FilterKernelReorder
 from .group_patterns import GroupPatterns
 from .import_patterns import ImportPatterns
 from .lower_to_linalg import LowerToLinalg
+from .pool_to_channels_last import PoolToChannelsLast
 from .reuse_loads import ReuseLoads
 from .strided_1x1_to_slice import Strided1x1ToSlice
 
@@ -39,6 +40,7 @@ PASSES: dict[str, Callable[[], Pass]] = {
     LowerToLinalg.name: LowerToLinalg,
     DepthwiseConvToGeneric.name: DepthwiseConvToGeneric,
     Strided1x1ToSlice.name: Strided1x1ToSlice,
+    PoolToChannelsLast.name: PoolToChannelsLast,
 }
 
 
@@ -63,7 +65,7 @@ def default_pipeline(path: str = "linalg") -> list[str]:
     if path == "linalg":
         return [*OPTIMIZE, "lower-to-linalg"]
     if path == "microkernels":
-        return [*OPTIMIZE, "lower-to-microkernels"]
+        return [*OPTIMIZE, "pool-to-channels-last", "lower-to-microkernels"]
     raise CompileError(f"unknown lowering path {path!r}; use 'linalg' or 'microkernels'")
 
 
