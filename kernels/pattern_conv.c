@@ -112,6 +112,8 @@ typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));
 typedef struct {
   int C, F, Hp, Wp, Ho, Wo, stride, relu, nchunks, ntiles, tpg;
   const float *res; /* the residual [F, Ho, Wo] of this image, or NULL */
+  int oh, ow, otop, oleft, opad; /* output planes [oh, ow], the Ho x Wo outputs at (otop, oleft); opad: zeros
+                                    around them (the next conv's padding) are written too */
   const float *w;
   const float *bias;
   const int32_t *fidx, *run_start, *run_pid, *run_k, *chunk_fil, *chunk_nf;
@@ -217,6 +219,72 @@ static inline void spk_store(float *restrict dst, const float *restrict src, con
   }
 }
 
+/* dst[0..n) = 0 */
+static inline void spk_zero(float *restrict dst, int n) {
+  int i = 0;
+  for (; i + VW <= n; i += VW) ST(dst + i, (vf){0});
+  for (; i < n; ++i) dst[i] = 0.0f;
+}
+
+/* A tile's output segments (runs of one output row): accumulator offset, offset in an unpadded [Ho, Wo] plane
+ * (the residual's), offset in the output plane, length; and the zero spans of a padded output plane that the
+ * tile owns, so every element of it is written by exactly one workgroup: a row's left padding by the segment
+ * that starts the row, its right padding by the one that ends it, the rows above the first output row and
+ * below the last by the segments that start and end the image. */
+typedef struct {
+  int ns, nz;
+  int sa[SPK_TILE], so[SPK_TILE], sp[SPK_TILE], sn[SPK_TILE];
+  int zo[4 * SPK_TILE], zn[4 * SPK_TILE];
+} spk_segs;
+
+static inline void spk_add_zero(spk_segs *S, int o, int n) {
+  if (n > 0) S->zo[S->nz] = o, S->zn[S->nz] = n, ++S->nz;
+}
+
+static void spk_add_seg(const spk_layer *L, spk_segs *S, int a, int y, int x, int n) {
+  const int ow = L->ow, row = (y + L->otop) * ow;
+  S->sa[S->ns] = a, S->so[S->ns] = y * L->Wo + x, S->sp[S->ns] = row + L->oleft + x, S->sn[S->ns] = n, ++S->ns;
+  if (!L->opad) return;
+  if (x == 0) {
+    if (y == 0) spk_add_zero(S, 0, L->otop * ow);
+    spk_add_zero(S, row, L->oleft);
+  }
+  if (x + n == L->Wo) {
+    spk_add_zero(S, row + L->oleft + L->Wo, ow - L->oleft - L->Wo);
+    if (y == L->Ho - 1) spk_add_zero(S, row + ow, (L->oh - L->otop - L->Ho) * ow);
+  }
+}
+
+/* Prefetch (for writing) the output lines a tile will store: big layers' outputs are not in cache, and 64
+ * planes of read-for-ownership misses at write-out time would stall on the store buffer. */
+static void spk_prefetch_out(const spk_layer *L, const spk_segs *S, float *out, int chunk) {
+#if SPK_PF_OUT
+  const int nf = L->chunk_nf[chunk];
+  for (int j = 0; j < nf; ++j) {
+    const char *of = (const char *)(out + (size_t)L->chunk_fil[chunk * SPK_CHUNK + j] * L->oh * L->ow);
+    for (int i = 0; i < S->ns; ++i)
+      for (int o = S->sp[i] * 4; o < (S->sp[i] + S->sn[i]) * 4 + 63; o += 64) __builtin_prefetch(of + o, 1, 2);
+  }
+#else
+  (void)L, (void)S, (void)out, (void)chunk;
+#endif
+}
+
+/* out = act(acc + bias (+ residual)) for every filter of the chunk, plus the padded output's zero spans. */
+static void spk_write_out(const spk_layer *L, const spk_segs *S, float *out, int chunk, const float *acc) {
+  const int nf = L->chunk_nf[chunk], relu = L->relu;
+  for (int j = 0; j < nf; ++j) {
+    const int f = L->chunk_fil[chunk * SPK_CHUNK + j];
+    const float b = L->bias[f];
+    float *of = out + (size_t)f * L->oh * L->ow;
+    const float *rf = L->res ? L->res + (size_t)f * L->Ho * L->Wo : NULL;
+    const float *aj = acc + j * ACC_STRIDE;
+    for (int i = 0; i < S->ns; ++i)
+      spk_store(of + S->sp[i], aj + S->sa[i], rf ? rf + S->so[i] : NULL, S->sn[i], b, relu);
+    for (int z = 0; z < S->nz; ++z) spk_zero(of + S->zo[z], S->zn[z]);
+  }
+}
+
 /* Stride 1: tile = SPK_TILE consecutive positions of the output over the padded width (q = y * Wp + x);
  * columns x >= Wo are computed and dropped. */
 static void spk_tile_s1(const spk_layer *L, const float *in, float *out, int chunk, int tile,
@@ -225,24 +293,17 @@ static void spk_tile_s1(const spk_layer *L, const float *in, float *out, int chu
   const int q0 = tile * SPK_TILE, qend = L->Ho * Wp, q1 = q0 + SPK_TILE < qend ? q0 + SPK_TILE : qend;
   const int len = q1 - q0;
   /* Row segments of the tile that are real outputs (x < Wo): acc offset, output offset, length. */
-  const int relu = L->relu, Wo = L->Wo, Ho = L->Ho;
-  int sa[SPK_TILE], so[SPK_TILE], sn[SPK_TILE], ns = 0;
+  const int Wo = L->Wo;
+  spk_segs S;
+  S.ns = S.nz = 0;
   for (int q = q0; q < q1;) {
     const int y = q / Wp, x = q - y * Wp;
     if (x >= Wo) { q = (y + 1) * Wp; continue; }
     const int e = y * Wp + Wo < q1 ? y * Wp + Wo : q1;
-    sa[ns] = q - q0, so[ns] = y * Wo + x, sn[ns] = e - q, ++ns;
+    spk_add_seg(L, &S, q - q0, y, x, e - q);
     q = e;
   }
-#if SPK_PF_OUT
-  /* Prefetch (for writing) the output lines this tile will store: big layers' outputs are not in cache, and
-   * 64 planes of read-for-ownership misses at write-out time would stall on the store buffer. */
-  for (int j = 0; j < nf; ++j) {
-    const char *of = (const char *)(out + (size_t)L->chunk_fil[chunk * SPK_CHUNK + j] * L->Ho * L->Wo);
-    for (int i = 0; i < ns; ++i)
-      for (int o = so[i] * 4; o < (so[i] + sn[i]) * 4 + 63; o += 64) __builtin_prefetch(of + o, 1, 2);
-  }
-#endif
+  spk_prefetch_out(L, &S, out, chunk);
   for (int j = 0; j < nf * ACC_STRIDE; j += VW) ST(acc + j, (vf){0});
   for (int c = 0; c < L->C; ++c) {
     const float *base = in + (size_t)c * plane + q0;
@@ -253,20 +314,13 @@ static void spk_tile_s1(const spk_layer *L, const float *in, float *out, int chu
     }
     spk_pass(L, chunk, c, base, base + Wp, base + 2 * Wp, 1, len, acc);
   }
-  for (int j = 0; j < nf; ++j) {
-    const int f = L->chunk_fil[chunk * SPK_CHUNK + j];
-    const float b = L->bias[f];
-    float *of = out + (size_t)f * Ho * Wo;
-    const float *rf = L->res ? L->res + (size_t)f * Ho * Wo : NULL;
-    const float *aj = acc + j * ACC_STRIDE;
-    for (int i = 0; i < ns; ++i) spk_store(of + so[i], aj + sa[i], rf ? rf + so[i] : NULL, sn[i], b, relu);
-  }
+  spk_write_out(L, &S, out, chunk, acc);
 }
 
 /* Stride 2: tile = SPK_TILE consecutive outputs of the flattened [Ho, Wo] output. Per channel the 9 taps are
  * de-interleaved once into a stack buffer (row segments of the tile: two vector loads and an even/odd shuffle
  * per tap row and vector of outputs), after which the channel loop is the same as for stride 1, and the
- * write-out is one contiguous run per filter. Tap rows are TSTR apart: a segment's last vector may spill up to
+ * write-out is one contiguous run per filter (per output row into a padded output). Tap rows are TSTR apart: a segment's last vector may spill up to
  * VW - 1 positions past its end (overwritten by the next segment, or unused past the tile). */
 #define TSTR (SPK_TILE + VW)
 #if VW == 16
@@ -285,19 +339,19 @@ static void spk_tile_s2(const spk_layer *L, const float *in, float *out, int chu
   const int q0 = tile * SPK_TILE, n = HW - q0 < SPK_TILE ? HW - q0 : SPK_TILE;
   float taps[9 * TSTR] __attribute__((aligned(64)));
   for (int j = 0; j < 9 * TSTR; j += VW) ST(taps + j, (vf){0}); /* finite values past the last output */
-  /* Row segments of the tile: tile offset, input offset of the first output's window, length. */
+  /* Row segments of the tile: tile offset, input offset of the first output's window, length. Output: per row
+   * into a padded output, else one contiguous run (the flattened output is the tile's order). */
   int sj[SPK_TILE], si[SPK_TILE], sn[SPK_TILE], ns = 0;
+  spk_segs S;
+  S.ns = S.nz = 0;
+  if (!L->opad) spk_add_seg(L, &S, 0, q0 / Wo, q0 % Wo, n);
   for (int q = q0; q < q0 + n;) {
     const int y = q / Wo, x = q - y * Wo, e = y * Wo + Wo < q0 + n ? y * Wo + Wo : q0 + n;
     sj[ns] = q - q0, si[ns] = 2 * y * Wp + 2 * x, sn[ns] = e - q, ++ns;
+    if (L->opad) spk_add_seg(L, &S, q - q0, y, x, e - q);
     q = e;
   }
-#if SPK_PF_OUT
-  for (int j = 0; j < nf; ++j) {
-    const char *of = (const char *)(out + (size_t)L->chunk_fil[chunk * SPK_CHUNK + j] * HW + q0);
-    for (int o = 0; o < n * 4 + 63; o += 64) __builtin_prefetch(of + o, 1, 2);
-  }
-#endif
+  spk_prefetch_out(L, &S, out, chunk);
   for (int j = 0; j < nf * ACC_STRIDE; j += VW) ST(acc + j, (vf){0});
   for (int c = 0; c < L->C; ++c) {
     const float *base = in + (size_t)c * plane;
@@ -316,12 +370,7 @@ static void spk_tile_s2(const spk_layer *L, const float *in, float *out, int chu
     }
     spk_pass(L, chunk, c, taps, taps + 3 * TSTR, taps + 6 * TSTR, TSTR, n, acc);
   }
-  const int relu = L->relu;
-  for (int j = 0; j < nf; ++j) {
-    const int f = L->chunk_fil[chunk * SPK_CHUNK + j];
-    spk_store(out + (size_t)f * HW + q0, acc + j * ACC_STRIDE, L->res ? L->res + (size_t)f * HW + q0 : NULL, n,
-              L->bias[f], relu);
-  }
+  spk_write_out(L, &S, out, chunk, acc);
 }
 
 /* Entry point, one workgroup. Workgroup id = (n * ngroups + group) * nchunks + chunk. Each memref arrives as
@@ -363,7 +412,12 @@ SPK_EXPORT void spattern_pattern_conv(const float *in_b, const float *in_a, size
   const int group = rest % ngroups, n = rest / ngroups;
   if (n >= h[SPK_H_N]) return;
   const float *in = in_a + in_o + (size_t)n * L.C * L.Hp * L.Wp;
-  float *out = o_a + o_o + (size_t)n * L.F * L.Ho * L.Wo;
+  L.opad = h[SPK_H_OUT_WP] != 0;
+  L.oh = L.opad ? h[SPK_H_OUT_HP] : L.Ho;
+  L.ow = L.opad ? h[SPK_H_OUT_WP] : L.Wo;
+  L.otop = L.opad ? h[SPK_H_OUT_TOP] : 0;
+  L.oleft = L.opad ? h[SPK_H_OUT_LEFT] : 0;
+  float *out = o_a + o_o + (size_t)n * L.F * L.oh * L.ow;
   L.res = h[SPK_H_RESIDUAL] ? r_a + r_o + (size_t)n * L.F * L.Ho * L.Wo : NULL;
   float acc[SPK_CHUNK * ACC_STRIDE] __attribute__((aligned(64)));
   const int t0 = group * L.tpg, t1 = t0 + L.tpg < L.ntiles ? t0 + L.tpg : L.ntiles;

@@ -9,7 +9,7 @@
  *   tab i32                 header (SPK_H_* below) followed by the index tables it points at
  *   res f32 [N, F, Ho, Wo]  the residual, added before the ReLU when SPK_H_RESIDUAL is set (else any buffer:
  *                           not read)
- *   out f32 [N, F, Ho, Wo]
+ *   out f32 [N, F, Ho, Wo]  or [N, F, OUT_HP, OUT_WP] for a padded output (header)
  * Tables (offsets into tab, from the header):
  *   fidx[K]            chunk-local filter index (0..SPK_CHUNK-1) of each kernel
  *   run_start[nch*C+1] runs of (chunk, channel) i: run_start[i] .. run_start[i+1]-1
@@ -51,6 +51,10 @@ enum {
   SPK_H_TILE,
   SPK_H_CHUNK,
   SPK_H_RESIDUAL, /* 1: add res (before the ReLU, if SPK_H_RELU) */
+  SPK_H_OUT_HP,   /* a padded output (OUT_WP != 0): out is [N, F, OUT_HP, OUT_WP], the outputs at (OUT_TOP, */
+  SPK_H_OUT_WP,   /* OUT_LEFT) and zeros around them: the next conv's padded input, written in place of a pad */
+  SPK_H_OUT_TOP,
+  SPK_H_OUT_LEFT,
   SPK_H_SIZE = 32
 };
 

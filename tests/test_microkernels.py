@@ -13,7 +13,7 @@ import torch
 from spattern.errors import ConfigError, PlanError
 from spattern.patterns import all_masks
 from spattern.runtime import kernels
-from spattern.runtime.microkernel_abi import H, KernelLibrary, pack_conv, pad_input
+from spattern.runtime.microkernel_abi import H, KernelLibrary, consumer_pads, pack_conv, pad_input
 from conftest import require_microkernels  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,11 +52,13 @@ CASES = [  # n, f, c, h, w, stride, padding, connectivity, bias, relu
 ]
 
 
-@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("variant", ["plain", "residual", "padded_output"])
 @pytest.mark.parametrize("isa", ["avx512", "avx2"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "n{}f{}c{}_{}x{}_s{}p{}_r{}_b{}_relu{}".format(*c))
-def test_kernel_matches_torch(monkeypatch, isa, case, residual):
-    """relu?(conv + bias (+ residual: the fused epilogue, a buffer of the output's shape)) against torch."""
+def test_kernel_matches_torch(monkeypatch, isa, case, variant):
+    """relu?(conv + bias) against torch; "residual": + a residual buffer of the output's shape (the fused
+    epilogue); "padded_output": written with the zeros a following conv's microkernel reads around its input
+    (stride 2 or 1 after it, alternately), every element of the buffer written."""
     require_microkernels("x86_64")
     if isa == "avx512" and not kernels.host_has_avx512():
         pytest.skip("this CPU has no AVX-512")
@@ -66,16 +68,23 @@ def test_kernel_matches_torch(monkeypatch, isa, case, residual):
     w, pid, kept = random_layer(rng, f, c, conn)
     b = rng.standard_normal(f).astype(np.float32) if has_bias else None
     x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
-    packed = pack_conv(w, pid, kept, b, x.shape, stride=stride, padding=padding, relu=relu, residual=residual)
-    res = rng.standard_normal(packed.out_shape).astype(np.float32) if residual else None
+    ref = torch_ref(x, w, b, stride, padding, False)
+    res = rng.standard_normal(ref.shape).astype(np.float32) if variant == "residual" else None
+    pads = consumer_pads(*ref.shape, 1 + CASES.index(case) % 2, 1) if variant == "padded_output" else (0, 0, 0, 0)
+    packed = pack_conv(w, pid, kept, b, x.shape, stride=stride, padding=padding, relu=relu,
+                       residual=res is not None, out_pad=pads)
     lib = KernelLibrary.load("x86_64")
     assert lib is KernelLibrary.load("x86_64")
-    y = lib.run(packed, pad_input(x, packed), residual=res)
-    ref = torch_ref(x, w, b, stride, padding, False) + (res if residual else 0)
+    out = np.full(packed.out_buffer_shape, np.nan, dtype=np.float32)
+    y = lib.run(packed, pad_input(x, packed), out=out, residual=res)
+    ref = ref + (res if res is not None else 0)
     ref = np.maximum(ref, 0) if relu else ref
+    top, bottom, left, right = pads
+    ref = np.pad(ref, ((0, 0), (0, 0), (top, bottom), (left, right)))
     assert y.shape == ref.shape
+    assert not np.isnan(y).any()
     assert np.abs(y - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max())
-    if residual:
+    if res is not None:
         with pytest.raises(ConfigError):
             lib.run(packed, pad_input(x, packed))
 
@@ -167,6 +176,7 @@ static void sys_exit(long code) {
 #define RES_N W_N
 #endif
 void _start(void) {
+  for (size_t i = 0; i < OUT_N; ++i) out[i] = __builtin_nanf(""); /* every element must be written */
   for (size_t g = 0; g < NWG; ++g)
     spattern_pattern_conv(IN, IN, 0, IN_N, 1, W, W, 0, W_N, 1, TAB, TAB, 0, TAB_N, 1, RES, RES, 0, RES_N, 1, out,
                           out, 0, OUT_N, 1, g);
@@ -187,7 +197,8 @@ def _c_array(name: str, ctype: str, a: np.ndarray) -> str:
 
 @pytest.mark.parametrize("stride,f,residual", [(1, 70, False), (2, 70, False), (1, 300, False), (2, 70, True)])
 def test_neon_object_matches_torch_under_qemu(tmp_path, stride, f, residual):
-    """The aarch64 object (portable vector C, 4-lane NEON) run under qemu-aarch64 from a libc-free harness."""
+    """The aarch64 object (portable vector C, 4-lane NEON) run under qemu-aarch64 from a libc-free harness.
+    The residual case also writes a padded output (a stride-1 consumer's padding)."""
     import shutil
 
     qemu = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
@@ -204,9 +215,13 @@ def test_neon_object_matches_torch_under_qemu(tmp_path, stride, f, residual):
     w, pid, kept = random_layer(rng, f, c, 0.5)
     b = rng.standard_normal(f).astype(np.float32)
     x = rng.standard_normal((1, c, h, wd)).astype(np.float32)
-    packed = pack_conv(w, pid, kept, b, x.shape, stride=stride, padding=1, relu=True, residual=residual)
+    out_shape = torch_ref(x, w, b, stride, 1, False).shape
+    pads = consumer_pads(*out_shape, 1, 1) if residual else (0, 0, 0, 0)
+    packed = pack_conv(w, pid, kept, b, x.shape, stride=stride, padding=1, relu=True, residual=residual,
+                       out_pad=pads)
     res = rng.standard_normal(packed.out_shape).astype(np.float32)
     ref = np.maximum(torch_ref(x, w, b, stride, 1, False) + (res if residual else 0), 0)
+    ref = np.pad(ref, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])))
     tol = 1e-5 * max(1.0, float(np.abs(ref).max()))
     (tmp_path / "case.h").write_text(
         (_c_array("RES", "float", res) if residual else "")
