@@ -47,6 +47,10 @@
  * passes; -1 to -9%); 192- and 256-filter chunks (accumulators deep in L2: -12 to 0% and -21 to -5% against
  * 128); an unpadded accumulator stride (rows 416 B, not 64-byte aligned: -15 to +1%).
  *
+ * Write-out (spk_write_out): act(acc + bias (+ residual)), the fused epilogue of lower-to-microkernels, into
+ * the output or, for a conv whose only user is another pattern conv, straight into that conv's padded input
+ * with the zeros around it (no pad copy between the two).
+ *
  * Portable C with clang vector extensions: one source for AVX-512 (16 lanes), AVX2 (8) and NEON (4); the ISA is
  * chosen by the compile flags. Freestanding: no libc call (no memset/memcpy idioms), nothing but this symbol
  * exported. Layout and tables: pattern_conv.h.
@@ -320,8 +324,9 @@ static void spk_tile_s1(const spk_layer *L, const float *in, float *out, int chu
 /* Stride 2: tile = SPK_TILE consecutive outputs of the flattened [Ho, Wo] output. Per channel the 9 taps are
  * de-interleaved once into a stack buffer (row segments of the tile: two vector loads and an even/odd shuffle
  * per tap row and vector of outputs), after which the channel loop is the same as for stride 1, and the
- * write-out is one contiguous run per filter (per output row into a padded output). Tap rows are TSTR apart: a segment's last vector may spill up to
- * VW - 1 positions past its end (overwritten by the next segment, or unused past the tile). */
+ * write-out is one contiguous run per filter (per output row into a padded output). Tap rows are TSTR apart:
+ * a segment's last vector may spill up to VW - 1 positions past its end (overwritten by the next segment, or
+ * unused past the tile). */
 #define TSTR (SPK_TILE + VW)
 #if VW == 16
 #define SPK_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)

@@ -11,10 +11,10 @@ declaration a body: an IREE custom dispatch that links the kernel object for the
 
 The conv's epilogue is fused where the IR allows: a ReLU that is the conv's only user, and a residual add (the
 conv plus another tensor of its shape, as in a ResNet block) that is the conv's only user, with or without a ReLU
-that is the add's only user; a residual that IREE computes with a conv or matmul of its own (a downsample branch)
-is left unfused (see `_from_iree_contraction`). The kernel then writes relu(conv + bias + residual) in its write-out, and the
-elementwise dispatches IREE would otherwise run over the whole output (one read and one write of it each) are gone.
-The residual is passed to the kernel as a fourth, read-only operand (microkernel_dispatch). The
+that is the add's only user. A residual that IREE computes with a conv, matmul or pool of its own (a downsample
+branch) is left unfused (see `_from_iree_contraction`). The kernel then writes relu(conv + bias + residual) in
+its write-out, and the elementwise dispatches IREE would otherwise run over the whole output (one read and one
+write of it each) are gone. The residual is the kernel's fourth, read-only operand (microkernel_dispatch). The
 kernel's ReLU maps NaN to 0 (as `max(x, 0)`), where torch keeps it.
 
 A conv whose result (after its fused epilogue) has one user, another pattern conv this pass lowers, writes that
@@ -46,7 +46,7 @@ from torch_mlir import ir
 from ..dialect.constants import constant_array
 from ..dialect.sparse_pattern import CONV2D, conv2d_info, load_dialect
 from ..errors import CompileError
-from ..runtime.microkernel_abi import DEFAULT_WORKGROUPS, consumer_pads, pack_conv
+from ..runtime.microkernel_abi import DEFAULT_WORKGROUPS, PackedConv, consumer_pads, pack_conv
 from ..runtime.microkernel_dispatch import CALLEE_PREFIX, MicrokernelCall, declaration_text
 from .base import PassContext, add_functions, as_op, fresh_symbol, module_symbols, ops_named, produced_by, users
 
@@ -294,7 +294,7 @@ def _interior(padded: ir.Value, pads: tuple[int, int, int, int], shape: tuple[in
                     "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 0, 0, 0])}).results[0]
 
 
-def _prepadded_input(x: ir.Value, packed) -> ir.Value | None:
+def _prepadded_input(x: ir.Value, packed: PackedConv) -> ir.Value | None:
     """The padded tensor a producing microkernel wrote for this conv (x = its interior), if it wrote exactly the
     padding this conv reads; else None (the conv pads its input itself)."""
     sliced = as_op(x.owner)
