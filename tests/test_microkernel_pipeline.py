@@ -1,7 +1,8 @@
 """The microkernel path's whole-model rewrites in one compile, against torch: a ResNet-style stem (7x7 conv,
 BatchNorm, ReLU, 3x3 max pool) whose pool pool-to-channels-last rewrites (the stem conv is IREE's own), a pool
-after a pattern conv that stays NCHW, and a chain of pattern convs (stride 1 -> 2 -> 1) where each producer
-writes its consumer's padded input (lower-to-microkernels' padded outputs: no pad between them)."""
+after a pattern conv that stays NCHW, and a chain of pattern convs (stride 1 -> 2 -> 1, then a residual block)
+where a producer whose only user is the next conv writes that conv's padded input (lower-to-microkernels'
+padded outputs: no pad between them), the residual block's conv with its residual add fused as well."""
 
 from __future__ import annotations
 
@@ -24,13 +25,15 @@ class StemNet(nn.Module):
         self.conv3 = nn.Conv2d(24, 24, 3, padding=1)
         self.conv4 = nn.Conv2d(24, 32, 3, stride=2, padding=1)
         self.conv5 = nn.Conv2d(32, 32, 3, padding=1)
+        self.conv6 = nn.Conv2d(32, 32, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.pool(torch.relu(self.bn1(self.conv1(x))))
         y = self.pool2(torch.relu(self.conv2(y)))
         y = torch.relu(self.conv3(y))
         y = torch.relu(self.conv4(y))
-        return self.conv5(y)
+        y = torch.relu(self.conv5(y) + y)  # residual + ReLU fused, and a padded output for conv6
+        return self.conv6(y)
 
 
 def test_stem_pool_and_conv_chain_match_torch():
@@ -46,7 +49,8 @@ def test_stem_pool_and_conv_chain_match_torch():
     stats = compiled.info["pass_stats"]
     assert stats["pool-to-channels-last"] == {"rewritten": 1, "skipped": 0}
     lowered = stats["lower-to-microkernels"]
-    assert (lowered["convs"], lowered["fused_relu"], lowered["padded_outputs"]) == (4, 3, 2)
+    assert (lowered["convs"], lowered["fused_relu"], lowered["fused_residual"], lowered["padded_outputs"]) == (
+        5, 4, 1, 2)
     ref = pruned(x).detach().numpy()
     out = compiled.run(x.numpy())[0]
     assert_close_to_torch(out, ref)

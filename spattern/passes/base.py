@@ -91,6 +91,11 @@ def module_symbols(module: ir.Module) -> set[str]:
             if "sym_name" in op.attributes}
 
 
+def tensor_type(shape: tuple[int, ...] | list[int], elt: object = "f32") -> str:
+    """MLIR text of a ranked tensor type, e.g. tensor<1x64x56x56xf32>, for the IR the passes build as text."""
+    return "tensor<" + "x".join(str(int(d)) for d in shape) + f"x{elt}>"
+
+
 def f32_constant(values: np.ndarray) -> ir.Value:
     """An arith.constant holding `values` as a DenseElementsAttr (readable back with np.array), at the current
     insertion point."""

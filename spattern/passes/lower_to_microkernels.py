@@ -48,11 +48,9 @@ from ..dialect.sparse_pattern import CONV2D, conv2d_info, load_dialect
 from ..errors import CompileError
 from ..runtime.microkernel_abi import DEFAULT_WORKGROUPS, PackedConv, consumer_pads, pack_conv
 from ..runtime.microkernel_dispatch import CALLEE_PREFIX, MicrokernelCall, declaration_text
+from .base import tensor_type as _t
 from .base import PassContext, add_functions, as_op, fresh_symbol, module_symbols, ops_named, produced_by, users
 
-
-def _t(shape: tuple[int, ...], elt: str = "f32") -> str:
-    return "tensor<" + "x".join(str(int(d)) for d in shape) + f"x{elt}>"
 
 
 def _constant(values: np.ndarray, elt: ir.Type) -> ir.Value:
@@ -240,7 +238,8 @@ class LowerToMicrokernels:
             raise CompileError(f"lower-to-microkernels: {op.location}: result {out_shape} but the kernel "
                                f"computes {packed.out_shape}")
         call = MicrokernelCall(name, packed.padded_in_shape, packed.weights.size, packed.table.size,
-                               packed.out_buffer_shape, packed.workgroups, residual=packed.residual)
+                               packed.out_buffer_shape, packed.workgroups,
+                               res_shape=out_shape if packed.residual else None)
         prepadded = _prepadded_input(op.operands[0], packed)
         top, bottom, left, right = packed.geometry.pads()
         x_t, p_t = _t(in_shape), _t(call.in_shape)

@@ -9,7 +9,8 @@ entry `spattern_pattern_conv` with `hal.import.static` and calls it with `stream
 workgroup id. The call sites are untouched; IREE inlines the bodies. The module travels as bytecode both ways:
 printed as text, VGG-16's weights alone are a gigabyte of hex.
 
-A conv with a fused residual (`residual` below) takes the residual as a fourth operand, bound read-only and passed
+A conv with a fused residual (`res_shape` below: the conv's unpadded output shape, which differs from `out_shape`
+when the kernel writes its consumer's padded input) takes the residual as a fourth operand, bound read-only and passed
 as the kernel's `res` buffer; without one, the weights buffer stands in for it (the kernel does not read it). Not a
 result tied to the residual: IREE would then copy the residual first whenever it has another user (a ResNet
 block's input feeds its first conv too), which costs what the fusion saves.
@@ -40,7 +41,7 @@ class MicrokernelCall:
     t_len: int
     out_shape: tuple[int, ...]
     workgroups: int
-    residual: bool = False  # a 4th operand, shaped like the output, that the kernel adds
+    res_shape: tuple[int, ...] | None = None  # shape of the 4th operand, the residual the kernel adds; None: none
 
 
 def _tensor(shape: tuple[int, ...], elt: str) -> str:
@@ -53,7 +54,7 @@ def _flat(shape: tuple[int, ...]) -> int:
 
 def declaration_text(call: MicrokernelCall) -> str:
     """The private declaration lower-to-microkernels emits (upstream func dialect only)."""
-    residual = f", {_tensor(call.out_shape, 'f32')}" if call.residual else ""
+    residual = f", {_tensor(call.res_shape, 'f32')}" if call.res_shape is not None else ""
     return (f"func.func private @{call.name}({_tensor(call.in_shape, 'f32')}, tensor<{call.w_len}xf32>, "
             f"tensor<{call.t_len}xi32>{residual}) -> {_tensor(call.out_shape, 'f32')} attributes "
             f"{{{MICROKERNEL_ATTR} = {{workgroups = {call.workgroups} : i64}}}}")
@@ -67,18 +68,17 @@ def dispatch_text(call: MicrokernelCall, obj: KernelObject) -> str:
     reassoc_out = "[[" + ", ".join(str(i) for i in range(rank_out)) + "]]"
     out_dims = ", ".join(str(d) for d in call.out_shape)
     ex = f"{call.name}_ex"
-    res_arg = res_flat = res_operand = res_type = res_binding = ""
+    res_arg = res_flat = res_operand = res_type = res_binding = res_subspan = ""
     res_memref = "%dw"
-    if call.residual:
-        res_arg = f", %r: {_tensor(call.out_shape, 'f32')}"
-        res_flat = (f"\n  %rf = tensor.collapse_shape %r {reassoc_out} : {_tensor(call.out_shape, 'f32')} "
-                    f"into tensor<{n_out}xf32>")
-        res_operand, res_type, res_binding = ", %rf", f", tensor<{n_out}xf32>", " %br: !stream.binding,"
+    if call.res_shape is not None:
+        r_t, n_res = _tensor(call.res_shape, "f32"), _flat(call.res_shape)
+        reassoc_res = "[[" + ", ".join(str(i) for i in range(len(call.res_shape))) + "]]"
+        res_arg = f", %r: {r_t}"
+        res_flat = f"\n  %rf = tensor.collapse_shape %r {reassoc_res} : {r_t} into tensor<{n_res}xf32>"
+        res_operand, res_type, res_binding = ", %rf", f", tensor<{n_res}xf32>", " %br: !stream.binding,"
         res_memref = "%dr"
-        res_subspan = (f"\n      %mr = stream.binding.subspan %br[%c0] : !stream.binding -> memref<{n_out}xf32>"
-                       f"\n      %dr = memref.cast %mr : memref<{n_out}xf32> to memref<?xf32>")
-    else:
-        res_subspan = ""
+        res_subspan = (f"\n      %mr = stream.binding.subspan %br[%c0] : !stream.binding -> memref<{n_res}xf32>"
+                       f"\n      %dr = memref.cast %mr : memref<{n_res}xf32> to memref<?xf32>")
     path = str(obj.path).replace("\\", "\\\\").replace('"', '\\"')
     return f"""
 stream.executable private @{ex} attributes {{
@@ -145,7 +145,8 @@ def _calls_in(module) -> list[tuple[object, MicrokernelCall]]:
             raise CompileError(f"microkernel declaration @{name} must take (input, weights, table[, residual]) "
                                "-> output")
         call = MicrokernelCall(name, _shape(ins[0]), _shape(ins[1])[0], _shape(ins[2])[0], _shape(outs[0]),
-                               ir.IntegerAttr(meta["workgroups"]).value, residual=len(ins) == 4)
+                               ir.IntegerAttr(meta["workgroups"]).value,
+                               res_shape=_shape(ins[3]) if len(ins) == 4 else None)
         found.append((op, call))
     return found
 
