@@ -45,12 +45,10 @@ from torch_mlir import ir
 from ..dialect.constants import constant_array
 from ..dialect.sparse_pattern import CONV2D, Conv2dInfo, conv2d_info, load_dialect
 from ..errors import CompileError
+from .base import tensor_type as _t
 from .base import PassContext, add_functions, f32_constant, ops_named
 from .schedule import block_groups, group_tap_masks, optional_table
 
-
-def _t(shape: tuple[int, ...] | list[int], elt: str = "f32") -> str:
-    return "tensor<" + "x".join(str(int(d)) for d in shape) + f"x{elt}>"
 
 
 @dataclass(frozen=True)

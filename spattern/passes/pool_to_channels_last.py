@@ -22,14 +22,11 @@ from typing import ClassVar
 
 from torch_mlir import ir
 
-from .base import PassContext, add_functions, fresh_symbol, module_symbols, produced_by, rewrite_each
+from .base import PassContext, add_functions, fresh_symbol, module_symbols, produced_by, rewrite_each, tensor_type
 
 POOL_NCHW_MAX = "linalg.pooling_nchw_max"
 CALLEE_PREFIX = "spattern_pool_nhwc_"
 
-
-def _tensor(shape: list[int], elt: ir.Type) -> str:
-    return "tensor<" + "x".join(str(d) for d in shape) + f"x{elt}>"
 
 
 def _nhwc(shape: list[int]) -> list[int]:
@@ -45,8 +42,8 @@ def pool_function_text(name: str, x: ir.RankedTensorType, window: ir.Type, out: 
                        strides: str, dilations: str) -> str:
     """The private function that pools x [N, C, H, W] in NHWC, given the NCHW init, and returns NCHW."""
     elt = x.element_type
-    x_t, o_t = _tensor(list(x.shape), elt), _tensor(list(out.shape), elt)
-    xh_t, oh_t = _tensor(_nhwc(list(x.shape)), elt), _tensor(_nhwc(list(out.shape)), elt)
+    x_t, o_t = tensor_type(list(x.shape), elt), tensor_type(list(out.shape), elt)
+    xh_t, oh_t = tensor_type(_nhwc(list(x.shape)), elt), tensor_type(_nhwc(list(out.shape)), elt)
     return f"""
 func.func private @{name}(%x: {x_t}, %window: {window}, %init: {o_t}) -> {o_t} {{
   %xe = tensor.empty() : {xh_t}
