@@ -12,7 +12,8 @@ for r = 0 (patterns only) and r = 0.5 (half the kernels removed), with each plan
 before (as PatDNN reported per optimisation):
   portable fb64        + patterns through the portable lowering (64 filters share a pattern per channel: with a
                        pattern per kernel the portable path is about dense speed)
-  mk no FKR/LRE        + microkernels (from here a pattern per kernel), kernels in filter order, each loading its own taps (passes: import-patterns,
+  mk no FKR/LRE        + microkernels (from here a pattern per kernel), kernels in filter order, each loading its
+                       own taps (passes: import-patterns, dense-3x3-to-patterns, pool-to-channels-last,
                        lower-to-microkernels)
   mk FKR               + filter-kernel-reorder / group-patterns / compact-weights: kernels sorted by pattern
   microkernels fb1     + reuse-loads: each run of same-pattern kernels loads its taps once (the default pipeline)
@@ -33,9 +34,10 @@ from spattern.timing import interleaved
 
 
 ABLATION_STEPS = [  # (label, the passes run before the microkernels), r = 0, filter_block 1
-    ("mk no FKR/LRE", ["import-patterns", "pool-to-channels-last", "lower-to-microkernels"]),
-    ("mk FKR", ["import-patterns", "filter-kernel-reorder", "group-patterns", "compact-weights",
-                "pool-to-channels-last", "lower-to-microkernels"]),
+    ("mk no FKR/LRE", ["import-patterns", "dense-3x3-to-patterns", "pool-to-channels-last",
+                       "lower-to-microkernels"]),
+    ("mk FKR", ["import-patterns", "dense-3x3-to-patterns", "filter-kernel-reorder", "group-patterns",
+                "compact-weights", "pool-to-channels-last", "lower-to-microkernels"]),
 ]
 
 

@@ -2,16 +2,34 @@
 BatchNorm, ReLU, 3x3 max pool) whose pool pool-to-channels-last rewrites (the stem conv is IREE's own), a pool
 after a pattern conv that stays NCHW, and a chain of pattern convs (stride 1 -> 2 -> 1, then a residual block)
 where a producer whose only user is the next conv writes that conv's padded input (lower-to-microkernels'
-padded outputs: no pad between them), the residual block's conv with its residual add fused as well."""
+padded outputs: no pad between them), the residual block's conv with its residual add fused as well. Also
+dense-3x3-to-patterns: dense 3x3 convs over RGB (stride 1 and 2) run as pattern convs, one over 8 channels does
+not."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 import spattern
+from spattern.passes.dense_3x3_to_patterns import DECOMPOSITION, decompose
+from spattern.patterns import all_masks, candidate_id
+from spattern.pruning.plan import PatternPlan
 from spattern.testing import random_plan_for
 from conftest import assert_close_to_torch, require_microkernels
+
+
+def _with_bn_statistics(model_class: type[nn.Module], bn: str) -> nn.Module:
+    """A seeded `model_class()` in eval mode, its BatchNorm `bn` given non-trivial running statistics (so
+    folding it matters)."""
+    torch.manual_seed(0)
+    model = model_class().eval()
+    norm = getattr(model, bn)
+    with torch.no_grad():
+        norm.running_mean.uniform_(-0.5, 0.5)
+        norm.running_var.uniform_(0.5, 2.0)
+    return model
 
 
 class StemNet(nn.Module):
@@ -38,11 +56,7 @@ class StemNet(nn.Module):
 
 def test_stem_pool_and_conv_chain_match_torch():
     require_microkernels("host")
-    torch.manual_seed(0)
-    model = StemNet().eval()
-    with torch.no_grad():
-        model.bn1.running_mean.uniform_(-0.5, 0.5)
-        model.bn1.running_var.uniform_(0.5, 2.0)
+    model = _with_bn_statistics(StemNet, "bn1")
     pruned, plan = random_plan_for(model, filter_block=1, connectivity=0.3, seed=1)
     x = torch.randn(2, 3, 88, 80)
     compiled = spattern.compile(pruned, x, target="host", plan=plan, lowering="microkernels")
@@ -54,3 +68,47 @@ def test_stem_pool_and_conv_chain_match_torch():
     ref = pruned(x).detach().numpy()
     out = compiled.run(x.numpy())[0]
     assert_close_to_torch(out, ref)
+
+
+class RgbNet(nn.Module):
+    """VGG's start (a dense 3x3 conv over RGB, BatchNorm, ReLU, then a pattern conv), a stride-2 dense 3x3 conv over
+    RGB (MobileNet's start) and a dense 3x3 conv over 8 channels, too many for dense-3x3-to-patterns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rgb = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        self.conv = nn.Conv2d(16, 16, 3, padding=1)
+        self.rgb_s2 = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.dense8 = nn.Conv2d(8, 16, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.conv(torch.relu(self.bn(self.rgb(x))))
+        return y, self.dense8(torch.relu(self.rgb_s2(x)))
+
+
+def test_dense_rgb_convs_run_as_pattern_convs():
+    require_microkernels("host")
+    model = _with_bn_statistics(RgbNet, "bn")
+    pruned, plan = random_plan_for(model, filter_block=1, connectivity=0.0, seed=2)
+    plan = PatternPlan([layer for layer in plan.layers if layer.name != "dense8"])  # dense8 stays dense
+    pruned.dense8.load_state_dict(model.dense8.state_dict())
+    x = torch.randn(2, 3, 40, 36)
+    compiled = spattern.compile(pruned, x, target="host", plan=plan, lowering="microkernels")
+    stats = compiled.info["pass_stats"]
+    assert stats["dense-3x3-to-patterns"] == {"rewritten": 2}
+    lowered = stats["lower-to-microkernels"]
+    assert lowered["convs"] == 3  # rgb, rgb_s2 (decomposed) and conv; dense8 is IREE's
+    assert lowered["padded_outputs"] >= 1  # the RGB conv writes `conv`'s padded input
+    ref = pruned(x)
+    out = compiled.run(x.numpy())
+    for o, r in zip(out, ref):
+        assert_close_to_torch(o, r.detach().numpy())
+
+
+def test_decompose_sums_to_the_dense_kernel_within_patterns():
+    w = np.random.default_rng(0).standard_normal((5, 2, 3, 3)).astype(np.float32)
+    parts = decompose(w).reshape(5, len(DECOMPOSITION), 2, 3, 3)
+    np.testing.assert_array_equal(parts.sum(axis=1), w)  # each tap held by exactly one part: exact
+    masks = all_masks()[[candidate_id(list(t)) for t in DECOMPOSITION]]
+    assert not np.any(parts * ~masks[None, :, None])  # every part within its pattern

@@ -66,7 +66,7 @@ def _unpadded_input(value: ir.Value) -> tuple[ir.Value, tuple[int, int]] | None:
     return pad.operands[0], (low[2], low[3])
 
 
-def _dense_conv(op: ir.Operation) -> DenseConv | None:
+def dense_conv(op: ir.Operation) -> DenseConv | None:
     weight = constants.try_constant_array(op.operands[1])
     if weight is None:
         return None
@@ -170,7 +170,7 @@ class ImportPatterns:
             for op in ops_named(module, "linalg.conv_2d_nchw_fchw"):
                 if next_layer >= len(layers):
                     break
-                conv = _dense_conv(op)
+                conv = dense_conv(op)
                 layer = layers[next_layer]
                 if conv is None or tuple(conv.weight.shape) != tuple(layer.weight_shape):
                     continue
@@ -203,29 +203,37 @@ class ImportPatterns:
         return ""
 
     def _rewrite(self, conv: DenseConv, layer: LayerPlan) -> None:
-        op = conv.op
-        f = layer.out_channels
-        bias = _initial_bias(op, f)
-        if bias is None:
-            return  # an init we cannot read: stays dense (never wrong)
-        scale, shift, last = (np.ones(f), np.zeros(f), op)
-        if self.fold_batchnorm:
-            scale, shift, last = _fold_affine_chain(op, f)
-        weight = conv.weight * scale[:, None, None, None].astype(np.float32)
-        new_bias = (bias * scale + shift).astype(np.float32)
-        with ir.InsertionPoint(last):
-            w = f32_constant(compact_weights_of(weight, layer))
-            b = f32_constant(new_bias)
-            new = Conv2dOp(
-                conv.input, w, b,
-                library=i32_elements(library_taps(layer.library)),
-                pattern_ids=i32_elements(layer.pattern),
-                kept=i8_elements(layer.kept),
-                filter_block=ir.IntegerAttr.get(ir.IntegerType.get_signless(64), layer.filter_block),
-                strides=i64_array(layer.stride),
-                padding=i64_array(layer.padding),
-                output=last.results[0].type,
-                loc=op.location,
-            )
-            new.operation.attributes["layer"] = ir.StringAttr.get(layer.name)
-        last.results[0].replace_all_uses_with(new.results[0])
+        rewrite_as_pattern_conv(conv, layer, self.fold_batchnorm)
+
+
+def rewrite_as_pattern_conv(conv: DenseConv, layer: LayerPlan, fold_batchnorm: bool = True) -> bool:
+    """Replaces `conv` (and the per-channel affine chain after it, when `fold_batchnorm`) by one
+    `sparse_pattern.conv2d` reading `conv.input` with `layer`'s structure; conv.weight must be zero outside
+    layer.mask(). False (nothing changed) when the conv's init is not a per-filter constant we can read."""
+    op = conv.op
+    f = layer.out_channels
+    bias = _initial_bias(op, f)
+    if bias is None:
+        return False  # an init we cannot read: stays dense (never wrong)
+    scale, shift, last = (np.ones(f), np.zeros(f), op)
+    if fold_batchnorm:
+        scale, shift, last = _fold_affine_chain(op, f)
+    weight = conv.weight * scale[:, None, None, None].astype(np.float32)
+    new_bias = (bias * scale + shift).astype(np.float32)
+    with ir.InsertionPoint(last):
+        w = f32_constant(compact_weights_of(weight, layer))
+        b = f32_constant(new_bias)
+        new = Conv2dOp(
+            conv.input, w, b,
+            library=i32_elements(library_taps(layer.library)),
+            pattern_ids=i32_elements(layer.pattern),
+            kept=i8_elements(layer.kept),
+            filter_block=ir.IntegerAttr.get(ir.IntegerType.get_signless(64), layer.filter_block),
+            strides=i64_array(layer.stride),
+            padding=i64_array(layer.padding),
+            output=last.results[0].type,
+            loc=op.location,
+        )
+        new.operation.attributes["layer"] = ir.StringAttr.get(layer.name)
+    last.results[0].replace_all_uses_with(new.results[0])
+    return True

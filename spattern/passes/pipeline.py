@@ -20,6 +20,7 @@ from ..pruning.plan import PatternPlan
 from .base import Pass, PassContext
 from .export import module_to_text
 from .compact_weights import CompactWeights
+from .dense_3x3_to_patterns import Dense3x3ToPatterns
 from .depthwise_to_generic import DepthwiseConvToGeneric
 from .filter_kernel_reorder import FilterKernelReorder
 from .group_patterns import GroupPatterns
@@ -41,6 +42,7 @@ PASSES: dict[str, Callable[[], Pass]] = {
     DepthwiseConvToGeneric.name: DepthwiseConvToGeneric,
     Strided1x1ToSlice.name: Strided1x1ToSlice,
     PoolToChannelsLast.name: PoolToChannelsLast,
+    Dense3x3ToPatterns.name: Dense3x3ToPatterns,
 }
 
 
@@ -65,7 +67,7 @@ def default_pipeline(path: str = "linalg") -> list[str]:
     if path == "linalg":
         return [*OPTIMIZE, "lower-to-linalg"]
     if path == "microkernels":
-        return [*OPTIMIZE, "pool-to-channels-last", "lower-to-microkernels"]
+        return [OPTIMIZE[0], "dense-3x3-to-patterns", *OPTIMIZE[1:], "pool-to-channels-last", "lower-to-microkernels"]
     raise CompileError(f"unknown lowering path {path!r}; use 'linalg' or 'microkernels'")
 
 
