@@ -4,11 +4,12 @@ after a pattern conv that stays NCHW, and a chain of pattern convs (stride 1 -> 
 where a producer whose only user is the next conv writes that conv's padded input (lower-to-microkernels'
 padded outputs: no pad between them), the residual block's conv with its residual add fused as well. Also
 dense-3x3-to-patterns: dense 3x3 convs over RGB (stride 1 and 2) run as pattern convs, one over 8 channels does
-not."""
+not; conv-1x1-to-matmul: the 1x1 convs of a ResNet-50 block run as NCHW matmuls (one image), or stay (a batch)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -112,3 +113,33 @@ def test_decompose_sums_to_the_dense_kernel_within_patterns():
     np.testing.assert_array_equal(parts.sum(axis=1), w)  # each tap held by exactly one part: exact
     masks = all_masks()[[candidate_id(list(t)) for t in DECOMPOSITION]]
     assert not np.any(parts * ~masks[None, :, None])  # every part within its pattern
+
+
+class Bottleneck(nn.Module):
+    """ResNet-50's block: 1x1 reduce, pattern 3x3, 1x1 expand, plus a strided 1x1 downsample of the input, with
+    BatchNorms; an input 1x1 conv that no pattern conv is near stays IREE's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 1)
+        self.reduce = nn.Conv2d(16, 8, 1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.conv = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.expand = nn.Conv2d(8, 32, 1)
+        self.down = nn.Conv2d(16, 32, 1, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.max_pool2d(self.stem(x), 3)  # the pool keeps the stem away from the pattern conv
+        y = torch.relu(self.conv(torch.relu(self.bn(self.reduce(x)))))
+        return torch.relu(self.expand(y) + self.down(x))
+
+
+@pytest.mark.parametrize("batch, rewritten, skipped", [(1, 3, 0), (2, 0, 2)])
+def test_1x1_convs_next_to_pattern_convs_run_as_nchw_matmuls(batch, rewritten, skipped):
+    require_microkernels("host")
+    model = _with_bn_statistics(Bottleneck, "bn")
+    pruned, plan = random_plan_for(model, filter_block=1, connectivity=0.0, seed=3)
+    x = torch.randn(batch, 3, 42, 38)
+    compiled = spattern.compile(pruned, x, target="host", plan=plan, lowering="microkernels")
+    assert compiled.info["pass_stats"]["conv-1x1-to-matmul"] == {"rewritten": rewritten, "skipped": skipped}
+    assert_close_to_torch(compiled.run(x.numpy())[0], pruned(x).detach().numpy())

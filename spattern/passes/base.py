@@ -86,6 +86,15 @@ def fresh_symbol(taken: set[str], prefix: str) -> str:
     return f"{prefix}{i}"
 
 
+def replace_with_call(op: ir.Operation, callee: str, operands: list[ir.Value]) -> None:
+    """Replace single-result `op` by `func.call @callee(operands)` (a private function a pass added), erasing it."""
+    with ir.InsertionPoint(op), op.location:
+        call = ir.Operation.create("func.call", results=[op.results[0].type], operands=operands,
+                                   attributes={"callee": ir.FlatSymbolRefAttr.get(callee)})
+    op.results[0].replace_all_uses_with(call.results[0])
+    op.erase()
+
+
 def module_symbols(module: ir.Module) -> set[str]:
     return {str(ir.StringAttr(op.attributes["sym_name"]).value) for op in module.body.operations
             if "sym_name" in op.attributes}

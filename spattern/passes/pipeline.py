@@ -20,6 +20,7 @@ from ..pruning.plan import PatternPlan
 from .base import Pass, PassContext
 from .export import module_to_text
 from .compact_weights import CompactWeights
+from .conv_1x1_to_matmul import Conv1x1ToMatmul
 from .dense_3x3_to_patterns import Dense3x3ToPatterns
 from .depthwise_to_generic import DepthwiseConvToGeneric
 from .filter_kernel_reorder import FilterKernelReorder
@@ -43,6 +44,7 @@ PASSES: dict[str, Callable[[], Pass]] = {
     Strided1x1ToSlice.name: Strided1x1ToSlice,
     PoolToChannelsLast.name: PoolToChannelsLast,
     Dense3x3ToPatterns.name: Dense3x3ToPatterns,
+    Conv1x1ToMatmul.name: Conv1x1ToMatmul,
 }
 
 
@@ -67,7 +69,8 @@ def default_pipeline(path: str = "linalg") -> list[str]:
     if path == "linalg":
         return [*OPTIMIZE, "lower-to-linalg"]
     if path == "microkernels":
-        return [OPTIMIZE[0], "dense-3x3-to-patterns", *OPTIMIZE[1:], "pool-to-channels-last", "lower-to-microkernels"]
+        return [OPTIMIZE[0], "dense-3x3-to-patterns", *OPTIMIZE[1:], "pool-to-channels-last", "conv-1x1-to-matmul",
+                "lower-to-microkernels"]
     raise CompileError(f"unknown lowering path {path!r}; use 'linalg' or 'microkernels'")
 
 

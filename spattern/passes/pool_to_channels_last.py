@@ -22,7 +22,8 @@ from typing import ClassVar
 
 from torch_mlir import ir
 
-from .base import PassContext, add_functions, fresh_symbol, module_symbols, produced_by, rewrite_each, tensor_type
+from .base import (PassContext, add_functions, fresh_symbol, module_symbols, produced_by, replace_with_call,
+                   rewrite_each, tensor_type)
 
 POOL_NCHW_MAX = "linalg.pooling_nchw_max"
 CALLEE_PREFIX = "spattern_pool_nhwc_"
@@ -85,9 +86,5 @@ class PoolToChannelsLast:
         text = pool_function_text(name, x_t, window.type, out_t, str(op.attributes["strides"]),
                                   str(op.attributes["dilations"]))
         add_functions(module, text, PoolToChannelsLast.name, op.location)
-        with ir.InsertionPoint(op), op.location:
-            call = ir.Operation.create("func.call", results=[op.results[0].type], operands=[x, window, init],
-                                       attributes={"callee": ir.FlatSymbolRefAttr.get(name)})
-        op.results[0].replace_all_uses_with(call.results[0])
-        op.erase()
+        replace_with_call(op, name, [x, window, init])
         return True
