@@ -23,8 +23,8 @@ convs rewritten; ResNet-18's 3 downsample convs run 2.5x faster each (HAL profil
 whole model within the noise (1.08x / 0.95-1.0x in repeated runs).
 
 Runs on the microkernel path after import-patterns and dense-3x3-to-patterns (the pattern convs exist as
-`sparse_pattern.conv2d`), before lower-to-microkernels. Convs over a batch (N > 1) or with dynamic shapes are
-left alone (counted as `skipped`); convs not connected to a pattern conv are not counted.
+`sparse_pattern.conv2d`), before lower-to-microkernels. Convs over a batch (N > 1), with dynamic shapes or mixed element types
+are left alone (counted as `skipped`); convs not connected to a pattern conv are not counted.
 """
 
 from __future__ import annotations
@@ -116,10 +116,13 @@ def _is_1x1(op: ir.Operation) -> bool:
 
 
 def _rewritable(op: ir.Operation) -> bool:
-    """Static shapes, one image, stride 1 and no padding (strided-1x1-to-slice has made strided 1x1 convs so)."""
+    """Static shapes, one element type, one image, stride 1 and no padding (strided-1x1-to-slice has made strided
+    1x1 convs so)."""
     x_t, w_t, out_t = (ir.RankedTensorType(v.type) for v in (op.operands[0], op.operands[1], op.results[0]))
     if not (x_t.has_static_shape and w_t.has_static_shape and out_t.has_static_shape):
         return False
+    if not x_t.element_type == w_t.element_type == out_t.element_type:
+        return False  # mixed precision: the function text has one element type
     return x_t.shape[0] == 1 and list(x_t.shape[2:]) == list(out_t.shape[2:])
 
 

@@ -19,7 +19,8 @@ efficient and the 4/3 extra MACs cost more than IREE's layout changes.
 
 Runs on the microkernel path after import-patterns (the plan's convs are already pattern convs, so every
 `linalg.conv_2d_nchw_fchw` left is dense), before filter-kernel-reorder. Convs it cannot run (not 3x3, dilated,
-stride other than 1 or 2, padding other than 0 or 1, weights not a constant, dynamic shapes) stay as they are.
+stride other than 1 or 2, padding other than 0 or 1, weights not a constant, dynamic shapes, not f32) stay as
+they are.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def _candidate(conv: DenseConv | None) -> bool:
     if conv.dilation != (1, 1) or conv.stride not in ((1, 1), (2, 2)) or conv.padding not in ((0, 0), (1, 1)):
         return False
     in_type = ir.RankedTensorType(conv.input.type)
-    return in_type.has_static_shape and in_type.rank == 4
+    return in_type.has_static_shape and in_type.rank == 4 and isinstance(in_type.element_type, ir.F32Type)
 
 
 def _concat_copies(x: ir.Value, copies: int, before: ir.Operation) -> ir.Value:
