@@ -44,24 +44,41 @@ def users(value: ir.Value) -> list[ir.Operation]:
     return [as_op(use.owner) for use in value.uses]  # type: ignore[misc]
 
 
-def produced_by(value: ir.Value, match: Callable[[ir.Operation], bool], depth: int = 12) -> bool:
+# Ops that carry one tensor along (their operand 0) with its layout: reshapes, pads, slices.
+CARRIERS = ("tensor.pad", "tensor.expand_shape", "tensor.collapse_shape", "tensor.extract_slice")
+
+
+def is_elementwise(op: ir.Operation) -> bool:
+    """A `linalg.generic` with only parallel iterators."""
+    return op.name == "linalg.generic" and all(
+        "parallel" in str(i) for i in ir.ArrayAttr(op.attributes["iterator_types"]))
+
+
+def generic_inputs(op: ir.Operation) -> list[ir.Value]:
+    """The `ins` operands of a linalg op."""
+    return list(op.operands[:list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))[0]])
+
+
+def produced_by(value: ir.Value, match: Callable[[ir.Operation], bool], depth: int = 12,
+                any_input: bool = False) -> bool:
     """Whether an op that `match`es computes `value`, directly or through a chain of at most `depth` ops that
-    each carry one tensor along: tensor reshapes/pads/slices (their source) and elementwise `linalg.generic`s
-    with exactly one input of their result's type (a folded BatchNorm, whose other inputs are broadcast
-    per-channel constants; a ReLU). A generic that combines two full tensors (a residual add) ends the chain: it
-    makes a tensor of its own."""
+    each carry one tensor along: CARRIERS (their source) and elementwise `linalg.generic`s with exactly one input
+    of their result's type (a folded BatchNorm, whose other inputs are broadcast per-channel constants; a ReLU).
+    A generic that combines two full tensors (a residual add) ends the chain: it makes a tensor of its own.
+    With `any_input`, every input of an elementwise generic is followed instead (the add's two operands too)."""
     op = as_op(value.owner)
     if op is None or depth <= 0:
         return False
     if match(op):
         return True
-    if op.name in ("tensor.pad", "tensor.expand_shape", "tensor.collapse_shape", "tensor.extract_slice"):
-        return produced_by(op.operands[0], match, depth - 1)
-    if op.name != "linalg.generic" or len(op.results) != 1 or any(
-            "reduction" in str(i) for i in ir.ArrayAttr(op.attributes["iterator_types"])):
+    if op.name in CARRIERS:
+        return produced_by(op.operands[0], match, depth - 1, any_input)
+    if not is_elementwise(op) or len(op.results) != 1:
         return False
-    n_inputs = list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))[0]
-    carried = [v for v in op.operands[:n_inputs] if v.type == op.results[0].type]
+    inputs = generic_inputs(op)
+    if any_input:
+        return any(produced_by(v, match, depth - 1, True) for v in inputs)
+    carried = [v for v in inputs if v.type == op.results[0].type]
     return len(carried) == 1 and produced_by(carried[0], match, depth - 1)
 
 

@@ -23,8 +23,10 @@ convs rewritten; ResNet-18's 3 downsample convs run 2.5x faster each (HAL profil
 whole model within the noise (1.08x / 0.95-1.0x in repeated runs).
 
 Runs on the microkernel path after import-patterns and dense-3x3-to-patterns (the pattern convs exist as
-`sparse_pattern.conv2d`), before lower-to-microkernels. Convs over a batch (N > 1), with dynamic shapes or mixed element types
-are left alone (counted as `skipped`); convs not connected to a pattern conv are not counted.
+`sparse_pattern.conv2d`), before lower-to-microkernels. Convs over a batch (N > 1), with dynamic shapes or mixed
+element types are left alone (counted as `skipped`); convs not connected to a pattern conv are not counted. A
+rewritten downsample conv may then be fused as a residual by lower-to-microkernels (the call is not one of IREE's
+contractions there): in NCHW it needs no transpose, which is what kept IREE's own contractions unfused.
 """
 
 from __future__ import annotations
@@ -34,14 +36,12 @@ from typing import Callable, ClassVar
 
 from torch_mlir import ir
 
-from .base import (PassContext, add_functions, as_op, fresh_symbol, module_symbols, ops_named, replace_with_call,
-                   tensor_type, users)
+from .base import (CARRIERS, PassContext, add_functions, fresh_symbol, is_elementwise, module_symbols, ops_named,
+                   produced_by, replace_with_call, tensor_type, users)
 
 CONV_NCHW = "linalg.conv_2d_nchw_fchw"
 CALLEE_PREFIX = "spattern_conv1x1_nchw_"
 PATTERN_CONV = "sparse_pattern.conv2d"
-# Ops a connection may run through: they carry an NCHW tensor along (reshapes, pads, slices, elementwise ops).
-_CARRIERS = ("tensor.pad", "tensor.expand_shape", "tensor.collapse_shape", "tensor.extract_slice")
 _SEARCH_DEPTH = 8
 
 
@@ -65,31 +65,11 @@ func.func private @{name}(%x: {x_t}, %w: {w_t}, %init: {o_t}) -> {o_t} {{
 """
 
 
-def _is_elementwise(op: ir.Operation) -> bool:
-    return op.name == "linalg.generic" and all(
-        "parallel" in str(i) for i in ir.ArrayAttr(op.attributes["iterator_types"]))
-
-
 def _is_nchw_conv(op: ir.Operation) -> bool:
     """A pattern conv, or a 1x1 conv this pass has made a call to its matmul function."""
     if op.name == PATTERN_CONV:
         return True
     return op.name == "func.call" and str(op.attributes["callee"]).startswith(f"@{CALLEE_PREFIX}")
-
-
-def _reads_from(value: ir.Value, match: Callable[[ir.Operation], bool], depth: int = _SEARCH_DEPTH) -> bool:
-    """Whether an op that `match`es produces `value`, through any input of carriers and elementwise ops."""
-    op = as_op(value.owner)
-    if op is None or depth <= 0:
-        return False
-    if match(op):
-        return True
-    if op.name in _CARRIERS:
-        return _reads_from(op.operands[0], match, depth - 1)
-    if _is_elementwise(op):
-        n_inputs = list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))[0]
-        return any(_reads_from(v, match, depth - 1) for v in op.operands[:n_inputs])
-    return False
 
 
 def _reaches(value: ir.Value, match: Callable[[ir.Operation], bool], depth: int = _SEARCH_DEPTH) -> bool:
@@ -102,9 +82,10 @@ def _reaches(value: ir.Value, match: Callable[[ir.Operation], bool], depth: int 
             continue
         if match(user):
             return True
-        if _is_elementwise(user) and any(_reads_from(v, match, depth - 1) for v in user.operands if v != value):
+        if is_elementwise(user) and any(produced_by(v, match, depth - 1, any_input=True)
+                                        for v in user.operands if v != value):
             return True
-        if (user.name in _CARRIERS or _is_elementwise(user)) and any(
+        if (user.name in CARRIERS or is_elementwise(user)) and any(
                 _reaches(r, match, depth - 1) for r in user.results):
             return True
     return False
@@ -127,7 +108,8 @@ def _rewritable(op: ir.Operation) -> bool:
 
 
 def _connected(op: ir.Operation) -> bool:
-    return _reads_from(op.operands[0], _is_nchw_conv) or _reaches(op.results[0], _is_nchw_conv)
+    return (produced_by(op.operands[0], _is_nchw_conv, _SEARCH_DEPTH, any_input=True)
+            or _reaches(op.results[0], _is_nchw_conv))
 
 
 @dataclass

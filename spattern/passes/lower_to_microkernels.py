@@ -49,7 +49,8 @@ from ..errors import CompileError
 from ..runtime.microkernel_abi import DEFAULT_WORKGROUPS, PackedConv, consumer_pads, pack_conv
 from ..runtime.microkernel_dispatch import CALLEE_PREFIX, MicrokernelCall, declaration_text
 from .base import tensor_type as _t
-from .base import PassContext, add_functions, as_op, fresh_symbol, module_symbols, ops_named, produced_by, users
+from .base import (PassContext, add_functions, as_op, fresh_symbol, is_elementwise, module_symbols, ops_named,
+                   produced_by, users)
 
 
 
@@ -75,7 +76,7 @@ class Epilogue:
 
 def _identity_elementwise(op: ir.Operation, n_inputs: int, like: ir.Type) -> bool:
     """A `linalg.generic` with n_inputs inputs and one result, all of type `like`, identity maps, all parallel."""
-    if op.name != "linalg.generic" or len(op.results) != 1 or op.results[0].type != like:
+    if not is_elementwise(op) or len(op.results) != 1 or op.results[0].type != like:
         return False
     if list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"])) != [n_inputs, 1]:
         return False
@@ -83,9 +84,7 @@ def _identity_elementwise(op: ir.Operation, n_inputs: int, like: ir.Type) -> boo
     dims = ", ".join(f"d{i}" for i in range(rank))
     identity = f"affine_map<({dims}) -> ({dims})>"
     maps = [str(m) for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
-    iterators = [str(i) for i in ir.ArrayAttr(op.attributes["iterator_types"])]
-    return (all(m == identity for m in maps) and all("parallel" in i for i in iterators)
-            and all(o.type == like for o in op.operands[:n_inputs]))
+    return all(m == identity for m in maps) and all(o.type == like for o in op.operands[:n_inputs])
 
 
 def _is_zero(value: ir.Value) -> bool:
@@ -149,8 +148,7 @@ def _from_iree_contraction(value: ir.Value) -> bool:
     arrive in NCHW, and IREE 3.13 then fuses the layout transpose into the contraction, which loses its fast path
     (ResNet-18's 1x1 downsample, 128x28x28x64: 0.13 -> 35 ms)."""
     return produced_by(value, lambda op: op.name.startswith(_CONTRACTIONS) or (
-        op.name == "linalg.generic" and any("reduction" in str(i)
-                                            for i in ir.ArrayAttr(op.attributes["iterator_types"]))))
+        op.name == "linalg.generic" and not is_elementwise(op)))
 
 
 def find_epilogue(conv: ir.Operation) -> Epilogue:
