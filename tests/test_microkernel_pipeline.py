@@ -4,7 +4,8 @@ after a pattern conv that stays NCHW, and a chain of pattern convs (stride 1 -> 
 where a producer whose only user is the next conv writes that conv's padded input (lower-to-microkernels'
 padded outputs: no pad between them), the residual block's conv with its residual add fused as well. Also
 dense-3x3-to-patterns: dense 3x3 convs over RGB (stride 1 and 2) run as pattern convs, one over 8 channels does
-not; conv-1x1-to-matmul: the 1x1 convs of a ResNet-50 block run as NCHW matmuls (one image), or stay (a batch)."""
+not; conv-1x1-to-matmul: the 1x1 convs of a ResNet-50 block run as NCHW matmuls (one image), or stay (a batch),
+and lower-1x1-to-microkernels runs those matmuls in the C 1x1 kernel."""
 
 from __future__ import annotations
 
@@ -142,4 +143,9 @@ def test_1x1_convs_next_to_pattern_convs_run_as_nchw_matmuls(batch, rewritten, s
     x = torch.randn(batch, 3, 42, 38)
     compiled = spattern.compile(pruned, x, target="host", plan=plan, lowering="microkernels")
     assert compiled.info["pass_stats"]["conv-1x1-to-matmul"] == {"rewritten": rewritten, "skipped": skipped}
+    # the matmuls then run in the 1x1 kernel: reduce with its BatchNorm and ReLU, expand with the downsample
+    # as residual and the ReLU, the downsample alone (its result is that residual)
+    expect = {"convs": 3, "skipped": 0, "fused_relu": 2, "fused_residual": 1} if batch == 1 else \
+        {"convs": 0, "skipped": 0, "fused_relu": 0, "fused_residual": 0}
+    assert compiled.info["pass_stats"]["lower-1x1-to-microkernels"] == expect
     assert_close_to_torch(compiled.run(x.numpy())[0], pruned(x).detach().numpy())

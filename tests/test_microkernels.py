@@ -149,8 +149,8 @@ def test_isa_selection(monkeypatch):
 
 def test_objects_freestanding_and_pattern_header_current():
     require_microkernels("x86_64")
-    for isa in ("x86_64_avx512", "x86_64_avx2", "aarch64_neon"):
-        obj = kernels.KERNEL_DIR / f"pattern_conv_{isa}.o"
+    for obj in (kernels.KERNEL_DIR / f"{kernel}_{isa}.o" for kernel in kernels.KERNELS
+                for isa in ("x86_64_avx512", "x86_64_avx2", "aarch64_neon")):
         undefined = subprocess.run(["nm", "-u", str(obj)], capture_output=True, text=True).stdout.split()
         assert undefined == [], f"{obj.name} calls outside itself: {undefined}"
     assert subprocess.run([sys.executable, str(ROOT / "kernels" / "gen_patterns.py"), "--check"]).returncode == 0

@@ -122,12 +122,16 @@ def tensor_type(shape: tuple[int, ...] | list[int], elt: object = "f32") -> str:
     return "tensor<" + "x".join(str(int(d)) for d in shape) + f"x{elt}>"
 
 
-def f32_constant(values: np.ndarray) -> ir.Value:
-    """An arith.constant holding `values` as a DenseElementsAttr (readable back with np.array), at the current
-    insertion point."""
-    values = np.ascontiguousarray(np.asarray(values, dtype=np.float32))
-    attr = ir.DenseElementsAttr.get(values, type=ir.F32Type.get())
+def dense_constant(values: np.ndarray, elt: ir.Type) -> ir.Value:
+    """An arith.constant holding `values` as a DenseElementsAttr of element type `elt` (readable back with
+    np.array), at the current insertion point."""
+    attr = ir.DenseElementsAttr.get(np.ascontiguousarray(values), type=elt)
     return ir.Operation.create("arith.constant", results=[attr.type], attributes={"value": attr}).results[0]
+
+
+def f32_constant(values: np.ndarray) -> ir.Value:
+    """dense_constant of `values` as f32."""
+    return dense_constant(np.asarray(values, dtype=np.float32), ir.F32Type.get())
 
 
 def int_pair_attr(op: ir.Operation, name: str) -> tuple[int, int]:

@@ -77,7 +77,7 @@ def dense_conv(op: ir.Operation) -> DenseConv | None:
                      padding=unpadded[1], dilation=_int_pair(op, "dilations"))
 
 
-def _initial_bias(conv: ir.Operation, f: int) -> np.ndarray | None:
+def initial_bias(conv: ir.Operation, f: int) -> np.ndarray | None:
     init = constants.try_constant_array(conv.operands[2])
     if init is None:
         fill = as_op(conv.operands[2].owner)
@@ -114,7 +114,7 @@ def _affine_step(op: ir.Operation, current: ir.Value, f: int) -> tuple[str, np.n
     return arith.name, vec.reshape(f).astype(np.float64), current_first
 
 
-def _fold_affine_chain(conv: ir.Operation, f: int) -> tuple[np.ndarray, np.ndarray, ir.Operation]:
+def fold_affine_chain(conv: ir.Operation, f: int) -> tuple[np.ndarray, np.ndarray, ir.Operation]:
     """(scale, shift, last op) of the per-channel affine chain after `conv` (y = scale * conv + shift)."""
     scale, shift = np.ones(f), np.zeros(f)
     last, current = conv, conv.results[0]
@@ -212,12 +212,12 @@ def rewrite_as_pattern_conv(conv: DenseConv, layer: LayerPlan, fold_batchnorm: b
     layer.mask(). False (nothing changed) when the conv's init is not a per-filter constant we can read."""
     op = conv.op
     f = layer.out_channels
-    bias = _initial_bias(op, f)
+    bias = initial_bias(op, f)
     if bias is None:
         return False  # an init we cannot read: stays dense (never wrong)
     scale, shift, last = (np.ones(f), np.zeros(f), op)
     if fold_batchnorm:
-        scale, shift, last = _fold_affine_chain(op, f)
+        scale, shift, last = fold_affine_chain(op, f)
     weight = conv.weight * scale[:, None, None, None].astype(np.float32)
     new_bias = (bias * scale + shift).astype(np.float32)
     with ir.InsertionPoint(last):

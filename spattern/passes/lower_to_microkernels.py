@@ -49,15 +49,9 @@ from ..errors import CompileError
 from ..runtime.microkernel_abi import DEFAULT_WORKGROUPS, PackedConv, consumer_pads, pack_conv
 from ..runtime.microkernel_dispatch import CALLEE_PREFIX, MicrokernelCall, declaration_text
 from .base import tensor_type as _t
-from .base import (PassContext, add_functions, as_op, fresh_symbol, is_elementwise, module_symbols, ops_named,
-                   produced_by, users)
+from .base import (PassContext, add_functions, as_op, dense_constant, fresh_symbol, is_elementwise,
+                   module_symbols, ops_named, produced_by, users)
 
-
-
-def _constant(values: np.ndarray, elt: ir.Type) -> ir.Value:
-    values = np.ascontiguousarray(values)
-    attr = ir.DenseElementsAttr.get(values, type=elt)
-    return ir.Operation.create("arith.constant", results=[attr.type], attributes={"value": attr}).results[0]
 
 
 _RELU_PREDICATES = {2, 9}  # arith.cmpf ogt, ugt
@@ -257,8 +251,8 @@ func.func private @{name}_pad(%x: {x_t}) -> {p_t} {{
                 prepadded = ir.Operation.create(
                     "func.call", results=[ir.Type.parse(p_t)], operands=[op.operands[0]],
                     attributes={"callee": ir.FlatSymbolRefAttr.get(f"{name}_pad")}).results[0]
-            w = _constant(packed.weights, ir.F32Type.get())
-            t = _constant(packed.table, ir.IntegerType.get_signless(32))
+            w = dense_constant(packed.weights, ir.F32Type.get())
+            t = dense_constant(packed.table, ir.IntegerType.get_signless(32))
             operands = [prepadded, w, t]
             if epilogue.residual is not None:
                 operands.append(epilogue.residual)

@@ -48,17 +48,20 @@ PASSES: dict[str, Callable[[], Pass]] = {
 }
 
 
+_MICROKERNEL_PASSES = {"lower-to-microkernels": "lower_to_microkernels",
+                       "lower-1x1-to-microkernels": "lower_1x1_to_microkernels"}
+
+
 def _register_microkernels() -> None:
-    """lower-to-microkernels lives in its own module (the microkernel room); registered when present."""
-    if "lower-to-microkernels" in PASSES:
-        return
-    if not (Path(__file__).parent / "lower_to_microkernels.py").exists():
-        return
-    module = importlib.import_module(".lower_to_microkernels", __package__)
-    cls = next((v for v in vars(module).values()
-                if isinstance(v, type) and getattr(v, "name", None) == "lower-to-microkernels"), None)
-    if cls is not None:
-        PASSES["lower-to-microkernels"] = cls
+    """The lowerings to our C kernels live in their own modules (the microkernel room); registered when present."""
+    for pass_name, module_name in _MICROKERNEL_PASSES.items():
+        if pass_name in PASSES or not (Path(__file__).parent / f"{module_name}.py").exists():
+            continue
+        module = importlib.import_module(f".{module_name}", __package__)
+        cls = next((v for v in vars(module).values()
+                    if isinstance(v, type) and getattr(v, "name", None) == pass_name), None)
+        if cls is not None:
+            PASSES[pass_name] = cls
 
 
 OPTIMIZE = ["import-patterns", "filter-kernel-reorder", "group-patterns", "compact-weights", "reuse-loads"]
@@ -70,7 +73,7 @@ def default_pipeline(path: str = "linalg") -> list[str]:
         return [*OPTIMIZE, "lower-to-linalg"]
     if path == "microkernels":
         return [OPTIMIZE[0], "dense-3x3-to-patterns", *OPTIMIZE[1:], "pool-to-channels-last", "conv-1x1-to-matmul",
-                "lower-to-microkernels"]
+                "lower-1x1-to-microkernels", "lower-to-microkernels"]
     raise CompileError(f"unknown lowering path {path!r}; use 'linalg' or 'microkernels'")
 
 

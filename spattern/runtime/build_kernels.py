@@ -18,17 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spattern.errors import CompileError, ToolUnavailableError
+from spattern.runtime.kernels import KERNELS
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_DIR = ROOT / "build" / "kernels"
 INSTALL_DIR = ROOT / "spattern" / "_kernels"
 ISAS = ("x86_64_avx512", "x86_64_avx2", "aarch64_neon")
-SOURCES = ("kernels/pattern_conv.c", "kernels/pattern_conv.h", "kernels/patterns.h", "CMakeLists.txt")
+SOURCES = ("kernels/pattern_conv.c", "kernels/pattern_conv.h", "kernels/patterns.h", "kernels/conv1x1.c",
+           "kernels/conv1x1.h", "CMakeLists.txt")
 
 
 @dataclass(frozen=True)
 class BuildResult:
-    """Where the installed objects are, keyed by ISA name."""
+    """Where the installed objects are, keyed by `<kernel>_<isa>`."""
 
     objects: dict[str, Path]
     manifest: Path
@@ -71,17 +73,18 @@ def build(quiet: bool = False) -> BuildResult:
     _run([cmake, "--build", str(BUILD_DIR)], quiet)
     INSTALL_DIR.mkdir(parents=True, exist_ok=True)
     objects: dict[str, Path] = {}
-    for isa in ISAS:
-        src = BUILD_DIR / f"pattern_conv_{isa}.o"
-        dst = INSTALL_DIR / src.name
-        if not dst.exists() or dst.read_bytes() != src.read_bytes():
-            shutil.copyfile(src, dst)
-        objects[isa] = dst
+    for kernel in KERNELS:
+        for isa in ISAS:
+            src = BUILD_DIR / f"{kernel}_{isa}.o"
+            dst = INSTALL_DIR / src.name
+            if not dst.exists() or dst.read_bytes() != src.read_bytes():
+                shutil.copyfile(src, dst)
+            objects[f"{kernel}_{isa}"] = dst
     manifest = INSTALL_DIR / "manifest.json"
     data = {
-        "symbol": "spattern_pattern_conv",
+        "symbols": dict(KERNELS),
         "sources_sha256": sources_digest(),
-        "objects": {isa: p.name for isa, p in objects.items()},
+        "objects": {name: p.name for name, p in objects.items()},
     }
     text = json.dumps(data, indent=1, sort_keys=True) + "\n"
     if not manifest.exists() or manifest.read_text() != text:

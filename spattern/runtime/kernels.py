@@ -1,4 +1,5 @@
-"""Finds the pattern-microkernel object for a target.
+"""Finds a microkernel object for a target: the pattern conv (kernels/pattern_conv.c) or the 1x1 conv
+(kernels/conv1x1.c), one object per kernel and ISA.
 
 Host x86-64 gets the AVX-512 object when the CPU has AVX-512F, else AVX2 (`SPATTERN_KERNEL_ISA=avx2` forces the
 AVX2 one, so tests cover both on one machine); arm64 targets (any triple or name starting with aarch64/arm64, and
@@ -17,6 +18,7 @@ from spattern.errors import ToolUnavailableError, UnknownTargetError
 
 KERNEL_DIR = Path(__file__).resolve().parents[1] / "_kernels"
 SYMBOL = "spattern_pattern_conv"
+KERNELS = {"pattern_conv": SYMBOL, "conv1x1": "spattern_conv1x1"}  # kernel name -> C entry point
 ISA_ENV = "SPATTERN_KERNEL_ISA"
 
 
@@ -71,14 +73,17 @@ def isa_for_target(target: str = "host") -> str:
         f"no pattern microkernel for target {target!r}; CPU targets are host, x86_64*, aarch64*/arm64*")
 
 
-def kernel_object(target: str = "host") -> KernelObject:
-    """The built object for a target; ToolUnavailableError (with the command to build it) when it is missing."""
+def kernel_object(target: str = "host", kernel: str = "pattern_conv") -> KernelObject:
+    """The built object of `kernel` (a KERNELS name) for a target; ToolUnavailableError (with the command to
+    build it) when it is missing or older than the sources' ABI."""
+    if kernel not in KERNELS:
+        raise UnknownTargetError(f"no microkernel named {kernel!r} (have {', '.join(KERNELS)})")
     isa = isa_for_target(target)
-    path = KERNEL_DIR / f"pattern_conv_{isa}.o"
+    path = KERNEL_DIR / f"{kernel}_{isa}.o"
     manifest = KERNEL_DIR / "manifest.json"
-    if not path.is_file() or not manifest.is_file():
+    symbols = json.loads(manifest.read_text()).get("symbols", {}) if manifest.is_file() else {}
+    if not path.is_file() or kernel not in symbols:
         raise ToolUnavailableError(
-            f"the pattern microkernel object {path.name} is not built; run `bash scripts/setup.sh` "
+            f"the microkernel object {path.name} is not built; run `bash scripts/setup.sh` "
             "(needs the Debian packages clang and cmake) or `python -m spattern.runtime.build_kernels`")
-    symbol = json.loads(manifest.read_text()).get("symbol", SYMBOL)
-    return KernelObject(isa, path, _FORMATS[isa], symbol)
+    return KernelObject(isa, path, _FORMATS[isa], symbols[kernel])

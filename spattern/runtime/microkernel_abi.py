@@ -293,13 +293,24 @@ class KernelLibrary:
         self.fn.restype = None
 
     @classmethod
-    def load(cls, target: str = "host") -> "KernelLibrary":
+    def load(cls, target: str = "host", kernel: str = "pattern_conv") -> "KernelLibrary":
+        """The library of `kernel`'s object for `target` (spattern.runtime.kernels.KERNELS), built once."""
         from spattern.runtime.kernels import kernel_object
 
-        ko = kernel_object(target)
+        ko = kernel_object(target, kernel)
         if ko.path not in cls._cache:
             cls._cache[ko.path] = cls(ko.path, ko.symbol)
         return cls._cache[ko.path]
+
+    def call(self, buffers: list[np.ndarray], workgroups: int) -> None:
+        """Calls the entry point for every workgroup in turn on this thread, with the five buffers (in, weights,
+        table, residual, out; contiguous arrays) as the memref descriptors IREE would pass."""
+        args = []
+        for a in buffers:
+            args += [a.ctypes.data, a.ctypes.data, 0, a.size, 1]
+        fn = self.fn
+        for wg in range(workgroups):
+            fn(*args, wg)
 
     def run(self, packed: PackedConv, x_padded: np.ndarray, out: np.ndarray | None = None,
             residual: np.ndarray | None = None) -> np.ndarray:
@@ -315,14 +326,7 @@ class KernelLibrary:
             out = np.empty(packed.out_buffer_shape, dtype=np.float32)
         res = (packed.weights if residual is None  # any buffer: the kernel does not read it
                else np.ascontiguousarray(np.asarray(residual, dtype=np.float32).reshape(packed.out_shape)))
-
-        def desc(a: np.ndarray) -> list:
-            return [a.ctypes.data, a.ctypes.data, 0, a.size, 1]
-
-        args = desc(x_padded) + desc(packed.weights) + desc(packed.table) + desc(res) + desc(out)
-        fn = self.fn
-        for wg in range(packed.workgroups):
-            fn(*args, wg)
+        self.call([x_padded, packed.weights, packed.table, res, out], packed.workgroups)
         return out
 
 

@@ -5,7 +5,8 @@
 `spattern.microkernel = {workgroups = ...}`. Here, in IREE's own MLIR context, each such declaration gets a body:
 flatten the operands, `flow.dispatch` a `stream.executable` whose `hal.executable.objects` names the kernel object
 for the target and whose export returns the workgroup count, then reshape the result. The body declares the C
-entry `spattern_pattern_conv` with `hal.import.static` and calls it with `stream.binding.subspan` memrefs and the
+entry (`spattern_pattern_conv`, or `spattern_conv1x1` for a declaration marked `kernel = "conv1x1"`: both
+take the same five buffers) with `hal.import.static` and calls it with `stream.binding.subspan` memrefs and the
 workgroup id. The call sites are untouched; IREE inlines the bodies. The module travels as bytecode both ways:
 printed as text, VGG-16's weights alone are a gigabyte of hex.
 
@@ -42,6 +43,7 @@ class MicrokernelCall:
     out_shape: tuple[int, ...]
     workgroups: int
     res_shape: tuple[int, ...] | None = None  # shape of the 4th operand, the residual the kernel adds; None: none
+    kernel: str = "pattern_conv"  # which C kernel (spattern.runtime.kernels.KERNELS): same five-buffer ABI
 
 
 def _tensor(shape: tuple[int, ...], elt: str) -> str:
@@ -55,9 +57,10 @@ def _flat(shape: tuple[int, ...]) -> int:
 def declaration_text(call: MicrokernelCall) -> str:
     """The private declaration lower-to-microkernels emits (upstream func dialect only)."""
     residual = f", {_tensor(call.res_shape, 'f32')}" if call.res_shape is not None else ""
+    kernel = f', kernel = "{call.kernel}"' if call.kernel != "pattern_conv" else ""
     return (f"func.func private @{call.name}({_tensor(call.in_shape, 'f32')}, tensor<{call.w_len}xf32>, "
             f"tensor<{call.t_len}xi32>{residual}) -> {_tensor(call.out_shape, 'f32')} attributes "
-            f"{{{MICROKERNEL_ATTR} = {{workgroups = {call.workgroups} : i64}}}}")
+            f"{{{MICROKERNEL_ATTR} = {{workgroups = {call.workgroups} : i64{kernel}}}}}")
 
 
 def dispatch_text(call: MicrokernelCall, obj: KernelObject) -> str:
@@ -144,9 +147,10 @@ def _calls_in(module) -> list[tuple[object, MicrokernelCall]]:
         if len(ins) not in (3, 4) or len(outs) != 1:
             raise CompileError(f"microkernel declaration @{name} must take (input, weights, table[, residual]) "
                                "-> output")
+        kernel = ir.StringAttr(meta["kernel"]).value if "kernel" in meta else "pattern_conv"
         call = MicrokernelCall(name, _shape(ins[0]), _shape(ins[1])[0], _shape(ins[2])[0], _shape(outs[0]),
                                ir.IntegerAttr(meta["workgroups"]).value,
-                               res_shape=_shape(ins[3]) if len(ins) == 4 else None)
+                               res_shape=_shape(ins[3]) if len(ins) == 4 else None, kernel=kernel)
         found.append((op, call))
     return found
 
@@ -167,10 +171,10 @@ def materialize_microkernels(module_bytecode: bytes, target_triple_or_name: str 
         calls = _calls_in(module)
         if not calls:
             return module_bytecode
-        obj = kernel_object(target_triple_or_name)
+        objects = {kernel: kernel_object(target_triple_or_name, kernel) for kernel in {c.kernel for _, c in calls}}
         for decl, call in calls:
             try:
-                snippet = ir.Module.parse(dispatch_text(call, obj))
+                snippet = ir.Module.parse(dispatch_text(call, objects[call.kernel]))
             except Exception as e:  # noqa: BLE001
                 raise CompileError(f"building the dispatch for @{call.name} failed: {e}") from e
             for op in list(snippet.body.operations):

@@ -1,0 +1,36 @@
+/* ABI of the 1x1-conv microkernel, shared with spattern/runtime/microkernel_abi.py (keep the two in step).
+ *
+ * A stride-1, unpadded 1x1 convolution over one image in NCHW is a matrix product, out[F, P] = W[F, C] x X[C, P]
+ * with P = H * W positions. One call computes one workgroup: a group of filter blocks over a panel of positions.
+ * Same five buffers as the pattern conv (each an MLIR memref<?xT> descriptor: base, aligned, offset, size, stride):
+ *   in  f32 [C, P]        the input image
+ *   w   f32 [FB*C*8 + F]  the weights packed per block of 8 filters, [FB][C][8] (filters past F are zeros),
+ *                         then the bias of every filter (a BatchNorm folded in)
+ *   tab i32 [SPG_H_SIZE]  the header below
+ *   res f32 [F, P]        the residual, added before the ReLU when SPG_H_RESIDUAL is set (else not read)
+ *   out f32 [F, P]
+ * Workgroup id = group * npanels + panel: filter blocks [group * blocks_per_group, +blocks_per_group) over
+ * positions [panel * panel_len, +panel_len).
+ */
+#ifndef SPATTERN_CONV1X1_H
+#define SPATTERN_CONV1X1_H
+
+#define SPG_ABI_MAGIC 0x53504731 /* "SPG1" */
+#define SPG_BLOCK 8              /* filters per block: the weights' packing */
+
+enum {
+  SPG_H_MAGIC = 0,
+  SPG_H_C,
+  SPG_H_F,
+  SPG_H_P,
+  SPG_H_BLOCK,
+  SPG_H_NBLOCKS,
+  SPG_H_BLOCKS_PER_GROUP,
+  SPG_H_NPANELS,
+  SPG_H_PANEL,
+  SPG_H_RELU,
+  SPG_H_RESIDUAL,
+  SPG_H_SIZE = 16
+};
+
+#endif

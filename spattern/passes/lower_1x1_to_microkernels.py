@@ -1,0 +1,115 @@
+"""lower-1x1-to-microkernels: the 1x1 convs that conv-1x1-to-matmul made NCHW matmuls run in our C 1x1 kernel,
+their BatchNorm, ReLU and residual add fused (CPU targets).
+
+Rewrites each `func.call @spattern_conv1x1_nchw_<i>(%x, %w, %init)` (conv-1x1-to-matmul's matmul function, its
+weight a constant and its init a per-filter constant: the conv's bias) and what follows it:
+- the per-channel affine chain of an eval-mode BatchNorm, folded into the weights and bias (as import-patterns
+  does for pattern convs);
+- a ReLU, a residual add, or a residual add then a ReLU (lower-to-microkernels' `find_epilogue`),
+into `func.call @spattern_mk_<n>(%x, %weights, %table[, %residual])`, where `%weights` (the weights packed in
+blocks of 8 filters, then the bias) and `%table` (the header) are constants packed by
+`spattern.runtime.conv1x1_abi`, and the private declaration carries
+`spattern.microkernel = {workgroups = ..., kernel = "conv1x1"}`: `materialize_microkernels` gives it a custom
+dispatch of kernels/conv1x1.c, as for the pattern convs. The unused matmul function is erased.
+
+Why it pays: IREE ran these matmuls at ~40% of the FMA peak (HAL profile of pattern ResNet-50, after
+conv-1x1-to-matmul); the kernel's register-blocked microtile (8 filters x 32 positions on AVX-512) runs them
+at 1.2-1.7x that per core (bench/results/session7-conv1x1-kernel.txt), and the epilogue costs no pass over memory.
+
+Runs after conv-1x1-to-matmul (which picks the convs next to pattern convs) and before lower-to-microkernels, on
+the microkernel path only. A call whose weight or init is not a constant is left to IREE (counted `skipped`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from torch_mlir import ir
+
+from ..dialect import constants
+from ..runtime.conv1x1_abi import KERNEL, pack_conv1x1
+from ..runtime.microkernel_abi import DEFAULT_WORKGROUPS
+from ..runtime.microkernel_dispatch import CALLEE_PREFIX, MicrokernelCall, declaration_text
+from .base import (PassContext, add_functions, dense_constant, erase_dead, fresh_symbol, module_symbols, ops_named,
+                   tensor_type, users)
+from .conv_1x1_to_matmul import CALLEE_PREFIX as MATMUL_PREFIX
+from .import_patterns import fold_affine_chain, initial_bias
+from .lower_to_microkernels import Epilogue, find_epilogue
+
+
+def _matmul_calls(module: ir.Module) -> list[ir.Operation]:
+    return [op for op in ops_named(module, "func.call")
+            if ir.FlatSymbolRefAttr(op.attributes["callee"]).value.startswith(MATMUL_PREFIX)]
+
+
+@dataclass
+class Lower1x1ToMicrokernels:
+    """lower-1x1-to-microkernels (see the module docstring). workgroups: about how many workgroups each conv is
+    split into (filter blocks x position panels)."""
+
+    workgroups: int = DEFAULT_WORKGROUPS
+    name: ClassVar[str] = "lower-1x1-to-microkernels"
+
+    def run(self, module: ir.Module, ctx: PassContext) -> None:
+        taken = module_symbols(module)
+        stats = {"convs": 0, "skipped": 0, "fused_relu": 0, "fused_residual": 0}
+        with module.context, ir.Location.unknown():
+            for call in _matmul_calls(module):
+                epilogue = self._lower_one(module, call, taken)
+                if epilogue is None:
+                    stats["skipped"] += 1
+                    continue
+                stats["convs"] += 1
+                stats["fused_relu"] += epilogue.relu
+                stats["fused_residual"] += epilogue.residual is not None
+            used = {ir.FlatSymbolRefAttr(op.attributes["callee"]).value for op in ops_named(module, "func.call")}
+            for fn in list(module.body.operations):
+                name = ir.StringAttr(fn.attributes["sym_name"]).value if "sym_name" in fn.attributes else ""
+                if name.startswith(MATMUL_PREFIX) and name not in used:
+                    fn.operation.erase()
+            erase_dead(module)  # the conv's weight and bias constants
+        ctx.stats[self.name] = stats
+
+    def _lower_one(self, module: ir.Module, call: ir.Operation, taken: set[str]) -> Epilogue | None:
+        x, w_value = call.operands[0], call.operands[1]
+        weight = constants.try_constant_array(w_value)
+        _, c, h, w = (int(d) for d in ir.RankedTensorType(x.type).shape)
+        out_shape = tuple(int(d) for d in ir.RankedTensorType(call.results[0].type).shape)
+        f = out_shape[1]
+        bias = initial_bias(call, f)
+        if weight is None or bias is None or ir.RankedTensorType(x.type).element_type != ir.F32Type.get():
+            return None
+        scale, shift, last = fold_affine_chain(call, f)
+        epilogue = find_epilogue(last)
+        packed = pack_conv1x1(weight.reshape(f, c).astype(np.float32) * scale[:, None].astype(np.float32),
+                              (bias * scale + shift).astype(np.float32), h, w, relu=epilogue.relu,
+                              residual=epilogue.residual is not None, workgroups=self.workgroups)
+        name = fresh_symbol(taken, CALLEE_PREFIX)
+        decl = MicrokernelCall(name, packed.in_shape, packed.weights.size, packed.table.size, packed.out_shape,
+                               packed.workgroups, res_shape=out_shape if packed.residual else None, kernel=KERNEL)
+        add_functions(module, declaration_text(decl), self.name, call.location)
+        end = epilogue.ops[-1] if epilogue.ops else last
+        with ir.InsertionPoint(end), call.location:
+            operands = [x, dense_constant(packed.weights, ir.F32Type.get()),
+                        dense_constant(packed.table, ir.IntegerType.get_signless(32))]
+            if epilogue.residual is not None:
+                operands.append(epilogue.residual)
+            new = ir.Operation.create("func.call", results=[ir.Type.parse(tensor_type(out_shape))],
+                                      operands=operands, attributes={"callee": ir.FlatSymbolRefAttr.get(name)})
+        end.results[0].replace_all_uses_with(new.results[0])
+        for dead in reversed(_chain(call, last) + epilogue.ops):
+            dead.erase()
+        call.erase()
+        return epilogue
+
+
+def _chain(call: ir.Operation, last: ir.Operation) -> list[ir.Operation]:
+    """The ops from the call's only user to `last` (the affine chain fold_affine_chain folded), in order."""
+    ops: list[ir.Operation] = []
+    op = call
+    while op != last:
+        op = users(op.results[0])[0]
+        ops.append(op)
+    return ops

@@ -1,0 +1,115 @@
+"""Packs a 1x1 conv (a matrix product in NCHW) into the 1x1 microkernel's operands, and runs the built host object
+through ctypes. Mirrors kernels/conv1x1.h exactly (header slots, weight packing); `lower-1x1-to-microkernels`
+emits what this packs as constants, and tests feed the C kernel directly.
+
+Work split: one workgroup is a group of 8-filter blocks over a panel of positions. A panel holds at most
+PANEL_BYTES of input (C x panel floats), so it stays in L2 while every block of the group walks it; groups and
+panels are then chosen so a layer has about `workgroups` of them (enough for 2-8 threads).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from spattern.errors import ConfigError
+from spattern.runtime.microkernel_abi import DEFAULT_WORKGROUPS, KernelLibrary
+
+ABI_MAGIC = 0x53504731  # "SPG1"
+BLOCK = 8  # SPG_BLOCK: filters per packed block
+HEADER_SIZE = 16  # SPG_H_SIZE
+H = {name: i for i, name in enumerate(
+    "MAGIC C F P BLOCK NBLOCKS BLOCKS_PER_GROUP NPANELS PANEL RELU RESIDUAL".split())}
+PANEL_ALIGN = 64  # positions: a multiple of every object's microtile (AVX-512: 2 x 16)
+PANEL_BYTES = 512 * 1024  # input bytes per panel: a quarter of this machine's 2 MiB L2 per core
+KERNEL = "conv1x1"
+
+
+@dataclass(frozen=True)
+class PackedConv1x1:
+    """The kernel's operands for one 1x1 conv over one image [1, C, H, W] -> [1, F, H, W]."""
+
+    c: int
+    f: int
+    h: int
+    w: int
+    weights: np.ndarray  # f32 [nblocks * C * 8 + F]: packed [nblocks][C][8], then the bias
+    table: np.ndarray  # i32 [HEADER_SIZE]
+    workgroups: int
+    relu: bool
+    residual: bool
+
+    @property
+    def in_shape(self) -> tuple[int, int, int, int]:
+        return (1, self.c, self.h, self.w)
+
+    @property
+    def out_shape(self) -> tuple[int, int, int, int]:
+        return (1, self.f, self.h, self.w)
+
+
+def split_work(c: int, f: int, p: int, workgroups: int = DEFAULT_WORKGROUPS,
+               panel_bytes: int = PANEL_BYTES) -> tuple[int, int, int, int]:
+    """(blocks per group, groups, panel length, panels) for a C -> F conv over P positions."""
+    nblocks = -(-f // BLOCK)
+    panel = max(PANEL_ALIGN, panel_bytes // (4 * c) // PANEL_ALIGN * PANEL_ALIGN)
+    npanels = -(-p // panel)
+    groups = min(nblocks, max(1, -(-workgroups // npanels)))
+    bpg = -(-nblocks // groups)
+    groups = -(-nblocks // bpg)
+    if npanels * groups < workgroups and p > PANEL_ALIGN:  # few filter blocks: cut the positions finer
+        want = -(-workgroups // groups)
+        panel = min(panel, max(PANEL_ALIGN, -(-p // want + PANEL_ALIGN - 1) // PANEL_ALIGN * PANEL_ALIGN))
+        npanels = -(-p // panel)
+    return bpg, groups, min(panel, p), npanels
+
+
+def pack_conv1x1(weight: np.ndarray, bias: np.ndarray | None, h: int, w: int, *, relu: bool = False,
+                 residual: bool = False, workgroups: int = DEFAULT_WORKGROUPS) -> PackedConv1x1:
+    """weight [F, C] or [F, C, 1, 1], bias [F] or None; h x w the image the conv runs over."""
+    wt = np.asarray(weight, dtype=np.float32)
+    if wt.ndim == 4:
+        if wt.shape[2:] != (1, 1):
+            raise ConfigError(f"pack_conv1x1: weight {wt.shape} is not a 1x1 conv's")
+        wt = wt.reshape(wt.shape[:2])
+    if wt.ndim != 2 or h < 1 or w < 1:
+        raise ConfigError(f"pack_conv1x1: need a [F, C] weight and a positive image size, got {wt.shape}, {h}x{w}")
+    f, c = wt.shape
+    nblocks = -(-f // BLOCK)
+    padded = np.zeros((nblocks * BLOCK, c), dtype=np.float32)
+    padded[:f] = wt
+    packed = padded.reshape(nblocks, BLOCK, c).transpose(0, 2, 1)  # [nblocks][C][8]
+    b = np.zeros(f, dtype=np.float32) if bias is None else np.asarray(bias, dtype=np.float32).reshape(f)
+    bpg, groups, panel, npanels = split_work(c, f, h * w, workgroups)
+    table = np.zeros(HEADER_SIZE, dtype=np.int32)
+    for key, value in {"MAGIC": ABI_MAGIC, "C": c, "F": f, "P": h * w, "BLOCK": BLOCK, "NBLOCKS": nblocks,
+                       "BLOCKS_PER_GROUP": bpg, "NPANELS": npanels, "PANEL": panel, "RELU": int(relu),
+                       "RESIDUAL": int(residual)}.items():
+        table[H[key]] = value
+    weights = np.concatenate([packed.reshape(-1), b]).astype(np.float32)
+    return PackedConv1x1(c, f, h, w, weights, table, groups * npanels, bool(relu), bool(residual))
+
+
+def reference(packed_weight: np.ndarray, bias: np.ndarray | None, x: np.ndarray) -> np.ndarray:
+    """What the kernel computes, in numpy (float64 sums): for tests."""
+    f = packed_weight.shape[0]
+    y = np.einsum("fc,nchw->nfhw", packed_weight.reshape(f, -1).astype(np.float64), x.astype(np.float64))
+    return y + (0 if bias is None else np.asarray(bias, np.float64).reshape(1, f, 1, 1))
+
+
+def run_conv1x1(packed: PackedConv1x1, x: np.ndarray, target: str = "host",
+                residual: np.ndarray | None = None) -> np.ndarray:
+    """Runs every workgroup in turn on one thread with the host object; x [1, C, H, W]."""
+    x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+    if x.shape != packed.in_shape:
+        raise ConfigError(f"input must be {packed.in_shape}, got {x.shape}")
+    if packed.residual != (residual is not None):
+        raise ConfigError("pass `residual` exactly when the conv was packed with residual=True")
+    res = (packed.weights if residual is None
+           else np.ascontiguousarray(np.asarray(residual, dtype=np.float32).reshape(packed.out_shape)))
+    out = np.empty(packed.out_shape, dtype=np.float32)
+    KernelLibrary.load(target, KERNEL).call([x, packed.weights, packed.table, res, out], packed.workgroups)
+    return out
+
+

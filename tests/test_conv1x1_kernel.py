@@ -1,0 +1,94 @@
+"""Numerics of the C 1x1-conv microkernel (kernels/conv1x1.c) through ctypes against numpy, for both x86 ISAs,
+and of its aarch64 object under qemu; the work split covers every output."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from spattern.errors import ConfigError
+from spattern.runtime import kernels
+from spattern.runtime.conv1x1_abi import BLOCK, H, pack_conv1x1, reference, run_conv1x1, split_work
+from conftest import require_microkernels
+from test_microkernels import _QEMU_HARNESS, _c_array
+
+CASES = [  # c, f, h, w, relu, residual
+    (3, 5, 2, 3, True, True),  # fewer positions than a vector: scalars
+    (16, 13, 7, 7, False, True),  # 49 positions: the last microtile overlaps; a partial filter block
+    (64, 256, 56, 56, True, False),  # two panels
+    (256, 64, 14, 14, False, False),  # few filter blocks: positions cut into panels of 64
+    (1024, 40, 9, 9, True, True),  # a microtile's input larger than L1: blocks outer
+    (37, 19, 5, 9, True, False),
+    (8, 8, 4, 4, False, False),  # exactly one vector (AVX-512)
+]
+
+
+@pytest.mark.parametrize("isa", ["avx512", "avx2"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "c{}f{}_{}x{}_relu{}_res{}".format(*c))
+def test_kernel_matches_numpy(monkeypatch, isa, case):
+    require_microkernels("x86_64")
+    if isa == "avx512" and not kernels.host_has_avx512():
+        pytest.skip("this CPU has no AVX-512")
+    monkeypatch.setenv(kernels.ISA_ENV, isa)
+    c, f, h, w, relu, residual = case
+    rng = np.random.default_rng(c * 1000 + f)
+    weight = rng.standard_normal((f, c, 1, 1)).astype(np.float32)
+    bias = rng.standard_normal(f).astype(np.float32)
+    x = rng.standard_normal((1, c, h, w)).astype(np.float32)
+    res = rng.standard_normal((1, f, h, w)).astype(np.float32) if residual else None
+    packed = pack_conv1x1(weight, bias, h, w, relu=relu, residual=residual)
+    y = run_conv1x1(packed, x, target="x86_64", residual=res)
+    ref = reference(weight, bias, x) + (res if residual else 0)
+    ref = np.maximum(ref, 0) if relu else ref
+    assert np.abs(y - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max())
+    with pytest.raises(ConfigError):
+        run_conv1x1(packed, x, target="x86_64", residual=None if residual else np.zeros_like(ref))
+
+
+@pytest.mark.parametrize("c, f, p", [(64, 256, 3136), (2048, 512, 49), (256, 64, 196), (3, 5, 6), (1024, 8, 5000)])
+def test_work_split_covers_every_output(c, f, p):
+    bpg, groups, panel, npanels = split_work(c, f, p)
+    nblocks = -(-f // BLOCK)
+    assert groups * bpg >= nblocks > (groups - 1) * bpg  # no empty group
+    assert npanels * panel >= p > (npanels - 1) * panel  # no empty panel
+    assert panel % 64 == 0 or panel == p  # microtiles of every ISA tile a panel
+    packed = pack_conv1x1(np.ones((f, c), np.float32), None, 1, p)
+    assert packed.workgroups == groups * npanels and packed.table[H["PANEL"]] == panel
+
+
+def test_bad_weight_rejected():
+    with pytest.raises(ConfigError, match="1x1"):
+        pack_conv1x1(np.ones((4, 3, 3, 3), np.float32), None, 5, 5)
+
+
+@pytest.mark.parametrize("c, f, h, w", [(70, 21, 7, 7), (9, 300, 12, 13)])
+def test_neon_object_matches_numpy_under_qemu(tmp_path, c, f, h, w):
+    """The aarch64 object run under qemu-aarch64 from the pattern conv's libc-free harness (residual + ReLU)."""
+    qemu = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
+    if qemu is None or shutil.which("clang") is None:
+        pytest.skip("needs qemu-aarch64 and clang")
+    try:
+        obj = kernels.kernel_object("aarch64-unknown-linux-gnu", "conv1x1").path
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"microkernels not built: {e}")
+    rng = np.random.default_rng(c + f)
+    weight = rng.standard_normal((f, c)).astype(np.float32)
+    bias = rng.standard_normal(f).astype(np.float32)
+    x = rng.standard_normal((1, c, h, w)).astype(np.float32)
+    res = rng.standard_normal((1, f, h, w)).astype(np.float32)
+    packed = pack_conv1x1(weight, bias, h, w, relu=True, residual=True)
+    ref = np.maximum(reference(weight, bias, x) + res, 0)
+    tol = 1e-5 * max(1.0, float(np.abs(ref).max()))
+    (tmp_path / "case.h").write_text(
+        _c_array("RES", "float", res) + _c_array("IN", "float", x) + _c_array("W", "float", packed.weights)
+        + _c_array("TAB", "int32_t", packed.table) + _c_array("REF", "float", ref)
+        + f"#define OUT_N {ref.size}\n#define NWG {packed.workgroups}\n#define TOL {tol!r}f\n")
+    (tmp_path / "h.c").write_text(_QEMU_HARNESS.replace("spattern_pattern_conv", "spattern_conv1x1"))
+    exe = tmp_path / "a.out"
+    subprocess.run(["clang", "--target=aarch64-linux-gnu", "-O1", "-ffreestanding", "-fno-builtin", "-nostdlib",
+                    "-static", "-fuse-ld=lld", "-fno-stack-protector", f"-I{tmp_path}", str(tmp_path / "h.c"),
+                    str(obj), "-o", str(exe)], check=True, capture_output=True)
+    assert subprocess.run([qemu, str(exe)], timeout=120).returncode == 0
