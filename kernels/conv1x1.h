@@ -8,9 +8,10 @@
  *                         then the bias of every filter (a BatchNorm folded in)
  *   tab i32 [SPG_H_SIZE]  the header below
  *   res f32 [F, P]        the residual, added before the ReLU when SPG_H_RESIDUAL is set (else not read)
- *   out f32 [F, P]
+ *   out f32 [F, P]        or [F, OUT_HP, OUT_WP] for a padded output (header)
  * Workgroup id = group * npanels + panel: filter blocks [group * blocks_per_group, +blocks_per_group) over
- * positions [panel * panel_len, +panel_len).
+ * positions [panel * panel_len, +panel_len). A padded output's zeros are written by the workgroups whose panel
+ * holds the first (top rows, left column) or last (right column, bottom rows) position of an image row.
  */
 #ifndef SPATTERN_CONV1X1_H
 #define SPATTERN_CONV1X1_H
@@ -30,7 +31,13 @@ enum {
   SPG_H_PANEL,
   SPG_H_RELU,
   SPG_H_RESIDUAL,
-  SPG_H_SIZE = 16
+  SPG_H_H,      /* the image is H x W (P = H * W) */
+  SPG_H_W,
+  SPG_H_OUT_HP, /* a padded output (OUT_WP != 0): out is [F, OUT_HP, OUT_WP], the outputs at (OUT_TOP, */
+  SPG_H_OUT_WP, /* OUT_LEFT) and zeros around them: the next pattern conv's padded input, written in place */
+  SPG_H_OUT_TOP, /* of a pad */
+  SPG_H_OUT_LEFT,
+  SPG_H_SIZE = 24
 };
 
 #endif

@@ -12,6 +12,7 @@ import pytest
 from spattern.errors import ConfigError
 from spattern.runtime import kernels
 from spattern.runtime.conv1x1_abi import BLOCK, H, pack_conv1x1, reference, run_conv1x1, split_work
+from spattern.runtime.microkernel_abi import consumer_pads
 from conftest import require_microkernels
 from test_microkernels import _QEMU_HARNESS, _c_array
 
@@ -26,9 +27,12 @@ CASES = [  # c, f, h, w, relu, residual
 ]
 
 
+@pytest.mark.parametrize("padded", [False, True])
 @pytest.mark.parametrize("isa", ["avx512", "avx2"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "c{}f{}_{}x{}_relu{}_res{}".format(*c))
-def test_kernel_matches_numpy(monkeypatch, isa, case):
+def test_kernel_matches_numpy(monkeypatch, isa, case, padded):
+    """relu?(W x + bias (+ residual)); padded: written as a stride-1 pattern conv's padded input (the zeros
+    around it included: every element of the buffer written)."""
     require_microkernels("x86_64")
     if isa == "avx512" and not kernels.host_has_avx512():
         pytest.skip("this CPU has no AVX-512")
@@ -39,10 +43,13 @@ def test_kernel_matches_numpy(monkeypatch, isa, case):
     bias = rng.standard_normal(f).astype(np.float32)
     x = rng.standard_normal((1, c, h, w)).astype(np.float32)
     res = rng.standard_normal((1, f, h, w)).astype(np.float32) if residual else None
-    packed = pack_conv1x1(weight, bias, h, w, relu=relu, residual=residual)
+    pads = consumer_pads(1, f, h, w, 1, 1) if padded else (0, 0, 0, 0)
+    packed = pack_conv1x1(weight, bias, h, w, relu=relu, residual=residual, out_pad=pads)
     y = run_conv1x1(packed, x, target="x86_64", residual=res)
     ref = reference(weight, bias, x) + (res if residual else 0)
     ref = np.maximum(ref, 0) if relu else ref
+    ref = np.pad(ref, ((0, 0), (0, 0), pads[:2], pads[2:]))
+    assert y.shape == ref.shape and not np.isnan(y).any()
     assert np.abs(y - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max())
     with pytest.raises(ConfigError):
         run_conv1x1(packed, x, target="x86_64", residual=None if residual else np.zeros_like(ref))
@@ -66,7 +73,8 @@ def test_bad_weight_rejected():
 
 @pytest.mark.parametrize("c, f, h, w", [(70, 21, 7, 7), (9, 300, 12, 13)])
 def test_neon_object_matches_numpy_under_qemu(tmp_path, c, f, h, w):
-    """The aarch64 object run under qemu-aarch64 from the pattern conv's libc-free harness (residual + ReLU)."""
+    """The aarch64 object run under qemu-aarch64 from the pattern conv's libc-free harness (residual + ReLU; the
+    second case writes a stride-2 pattern conv's padded input)."""
     qemu = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
     if qemu is None or shutil.which("clang") is None:
         pytest.skip("needs qemu-aarch64 and clang")
@@ -79,8 +87,9 @@ def test_neon_object_matches_numpy_under_qemu(tmp_path, c, f, h, w):
     bias = rng.standard_normal(f).astype(np.float32)
     x = rng.standard_normal((1, c, h, w)).astype(np.float32)
     res = rng.standard_normal((1, f, h, w)).astype(np.float32)
-    packed = pack_conv1x1(weight, bias, h, w, relu=True, residual=True)
-    ref = np.maximum(reference(weight, bias, x) + res, 0)
+    pads = consumer_pads(1, f, h, w, 2, 1) if f > 256 else (0, 0, 0, 0)  # the second: a padded output
+    packed = pack_conv1x1(weight, bias, h, w, relu=True, residual=True, out_pad=pads)
+    ref = np.pad(np.maximum(reference(weight, bias, x) + res, 0), ((0, 0), (0, 0), pads[:2], pads[2:]))
     tol = 1e-5 * max(1.0, float(np.abs(ref).max()))
     (tmp_path / "case.h").write_text(
         _c_array("RES", "float", res) + _c_array("IN", "float", x) + _c_array("W", "float", packed.weights)

@@ -143,9 +143,10 @@ def test_1x1_convs_next_to_pattern_convs_run_as_nchw_matmuls(batch, rewritten, s
     x = torch.randn(batch, 3, 42, 38)
     compiled = spattern.compile(pruned, x, target="host", plan=plan, lowering="microkernels")
     assert compiled.info["pass_stats"]["conv-1x1-to-matmul"] == {"rewritten": rewritten, "skipped": skipped}
-    # the matmuls then run in the 1x1 kernel: reduce with its BatchNorm and ReLU, expand with the downsample
-    # as residual and the ReLU, the downsample alone (its result is that residual)
-    expect = {"convs": 3, "skipped": 0, "fused_relu": 2, "fused_residual": 1} if batch == 1 else \
-        {"convs": 0, "skipped": 0, "fused_relu": 0, "fused_residual": 0}
+    # the matmuls then run in the 1x1 kernel: reduce with its BatchNorm and ReLU, writing the pattern conv's
+    # padded input; expand with the downsample as residual and the ReLU; the downsample alone (its result is
+    # that residual)
+    expect = {"convs": 3, "skipped": 0, "fused_relu": 2, "fused_residual": 1, "padded_outputs": 1} if batch == 1 \
+        else {"convs": 0, "skipped": 0, "fused_relu": 0, "fused_residual": 0, "padded_outputs": 0}
     assert compiled.info["pass_stats"]["lower-1x1-to-microkernels"] == expect
     assert_close_to_torch(compiled.run(x.numpy())[0], pruned(x).detach().numpy())

@@ -6,7 +6,9 @@ weight a constant and its init a per-filter constant: the conv's bias) and what 
 - the per-channel affine chain of an eval-mode BatchNorm, folded into the weights and bias (as import-patterns
   does for pattern convs);
 - a ReLU, a residual add, or a residual add then a ReLU (lower-to-microkernels' `find_epilogue`),
-into `func.call @spattern_mk_<n>(%x, %weights, %table[, %residual])`, where `%weights` (the weights packed in
+into `func.call @spattern_mk_<n>(%x, %weights, %table[, %residual])` (when the result's only user is a pattern
+conv that lower-to-microkernels lowers, the call writes that conv's padded input, zeros included, as the pattern
+kernel's padded outputs do: marked `spattern.padded_output`, the conv reads it with no pad copy), where `%weights` (the weights packed in
 blocks of 8 filters, then the bias) and `%table` (the header) are constants packed by
 `spattern.runtime.conv1x1_abi`, and the private declaration carries
 `spattern.microkernel = {workgroups = ..., kernel = "conv1x1"}`: `materialize_microkernels` gives it a custom
@@ -36,7 +38,7 @@ from .base import (PassContext, add_functions, dense_constant, erase_dead, fresh
                    tensor_type, users)
 from .conv_1x1_to_matmul import CALLEE_PREFIX as MATMUL_PREFIX
 from .import_patterns import fold_affine_chain, initial_bias
-from .lower_to_microkernels import Epilogue, find_epilogue
+from .lower_to_microkernels import PADDED_OUTPUT_ATTR, Epilogue, find_epilogue, interior, pattern_consumer_pads
 
 
 def _matmul_calls(module: ir.Module) -> list[ir.Operation]:
@@ -54,14 +56,16 @@ class Lower1x1ToMicrokernels:
 
     def run(self, module: ir.Module, ctx: PassContext) -> None:
         taken = module_symbols(module)
-        stats = {"convs": 0, "skipped": 0, "fused_relu": 0, "fused_residual": 0}
+        stats = {"convs": 0, "skipped": 0, "fused_relu": 0, "fused_residual": 0, "padded_outputs": 0}
         with module.context, ir.Location.unknown():
             for call in _matmul_calls(module):
-                epilogue = self._lower_one(module, call, taken)
-                if epilogue is None:
+                lowered = self._lower_one(module, call, taken)
+                if lowered is None:
                     stats["skipped"] += 1
                     continue
+                epilogue, padded = lowered
                 stats["convs"] += 1
+                stats["padded_outputs"] += padded
                 stats["fused_relu"] += epilogue.relu
                 stats["fused_residual"] += epilogue.residual is not None
             used = {ir.FlatSymbolRefAttr(op.attributes["callee"]).value for op in ops_named(module, "func.call")}
@@ -72,7 +76,9 @@ class Lower1x1ToMicrokernels:
             erase_dead(module)  # the conv's weight and bias constants
         ctx.stats[self.name] = stats
 
-    def _lower_one(self, module: ir.Module, call: ir.Operation, taken: set[str]) -> Epilogue | None:
+    def _lower_one(self, module: ir.Module, call: ir.Operation,
+                   taken: set[str]) -> tuple[Epilogue, bool] | None:
+        """(the fused epilogue, whether the output is a pattern conv's padded input), or None: left to IREE."""
         x, w_value = call.operands[0], call.operands[1]
         weight = constants.try_constant_array(w_value)
         _, c, h, w = (int(d) for d in ir.RankedTensorType(x.type).shape)
@@ -83,26 +89,32 @@ class Lower1x1ToMicrokernels:
             return None
         scale, shift, last = fold_affine_chain(call, f)
         epilogue = find_epilogue(last)
+        end = epilogue.ops[-1] if epilogue.ops else last
         packed = pack_conv1x1(weight.reshape(f, c).astype(np.float32) * scale[:, None].astype(np.float32),
                               (bias * scale + shift).astype(np.float32), h, w, relu=epilogue.relu,
-                              residual=epilogue.residual is not None, workgroups=self.workgroups)
+                              residual=epilogue.residual is not None, workgroups=self.workgroups,
+                              out_pad=pattern_consumer_pads(end.results[0]))
         name = fresh_symbol(taken, CALLEE_PREFIX)
-        decl = MicrokernelCall(name, packed.in_shape, packed.weights.size, packed.table.size, packed.out_shape,
-                               packed.workgroups, res_shape=out_shape if packed.residual else None, kernel=KERNEL)
+        decl = MicrokernelCall(name, packed.in_shape, packed.weights.size, packed.table.size,
+                               packed.out_buffer_shape, packed.workgroups,
+                               res_shape=out_shape if packed.residual else None, kernel=KERNEL)
         add_functions(module, declaration_text(decl), self.name, call.location)
-        end = epilogue.ops[-1] if epilogue.ops else last
         with ir.InsertionPoint(end), call.location:
             operands = [x, dense_constant(packed.weights, ir.F32Type.get()),
                         dense_constant(packed.table, ir.IntegerType.get_signless(32))]
             if epilogue.residual is not None:
                 operands.append(epilogue.residual)
-            new = ir.Operation.create("func.call", results=[ir.Type.parse(tensor_type(out_shape))],
+            new = ir.Operation.create("func.call", results=[ir.Type.parse(tensor_type(packed.out_buffer_shape))],
                                       operands=operands, attributes={"callee": ir.FlatSymbolRefAttr.get(name)})
-        end.results[0].replace_all_uses_with(new.results[0])
+            value = new.results[0]
+            if any(packed.out_pad):  # lower-to-microkernels' pattern conv then reads the padded buffer as is
+                new.attributes[PADDED_OUTPUT_ATTR] = ir.DenseI64ArrayAttr.get(list(packed.out_pad))
+                value = interior(value, packed.out_pad, out_shape)
+        end.results[0].replace_all_uses_with(value)
         for dead in reversed(_chain(call, last) + epilogue.ops):
             dead.erase()
         call.erase()
-        return epilogue
+        return epilogue, any(packed.out_pad)
 
 
 def _chain(call: ir.Operation, last: ir.Operation) -> list[ir.Operation]:

@@ -163,6 +163,19 @@ def find_epilogue(conv: ir.Operation) -> Epilogue:
     return Epilogue([first], residual=residual)
 
 
+def pattern_consumer_pads(value: ir.Value) -> tuple[int, int, int, int]:
+    """The padding the microkernel of `value`'s only user reads, when that user is a pattern conv
+    lower-to-microkernels lowers (so the producer can write it); else no padding."""
+    after = users(value)
+    if len(after) != 1 or after[0] is None or after[0].name != CONV2D or after[0].operands[0] != value:
+        return (0, 0, 0, 0)
+    info = conv2d_info(after[0])
+    if not LowerToMicrokernels.supported(info.strides, info.padding):
+        return (0, 0, 0, 0)
+    n, c, h, w = (int(d) for d in ir.RankedTensorType(value.type).shape)
+    return consumer_pads(n, c, h, w, info.strides[0], info.padding[0])
+
+
 @dataclass
 class LowerToMicrokernels:
     """lower-to-microkernels (see the module docstring).
@@ -199,18 +212,6 @@ class LowerToMicrokernels:
         return (len(set(strides)) == 1 and strides[0] in (1, 2) and len(set(padding)) == 1
                 and padding[0] in (0, 1))
 
-    def _consumer_pads(self, value: ir.Value) -> tuple[int, int, int, int]:
-        """The padding the microkernel of `value`'s only user reads, when that user is a pattern conv this pass
-        lowers (so the producer can write it); else no padding."""
-        after = users(value)
-        if len(after) != 1 or after[0] is None or after[0].name != CONV2D or after[0].operands[0] != value:
-            return (0, 0, 0, 0)
-        info = conv2d_info(after[0])
-        if not self.supported(info.strides, info.padding):
-            return (0, 0, 0, 0)
-        n, c, h, w = (int(d) for d in ir.RankedTensorType(value.type).shape)
-        return consumer_pads(n, c, h, w, info.strides[0], info.padding[0])
-
     def _lower_one(self, module: ir.Module, op: ir.Operation, name: str) -> tuple[int, Epilogue, bool]:
         info = conv2d_info(op)
         in_shape = tuple(int(d) for d in ir.RankedTensorType(op.operands[0].type).shape)
@@ -225,7 +226,7 @@ class LowerToMicrokernels:
                            padding=info.padding[0], workgroups=self.workgroups,
                            reorder="kernel_order" in op.attributes, reuse_loads="tap_masks" in op.attributes,
                            relu=epilogue.relu, residual=epilogue.residual is not None,
-                           out_pad=self._consumer_pads(last.results[0]))
+                           out_pad=pattern_consumer_pads(last.results[0]))
         if packed.out_shape != out_shape:
             raise CompileError(f"lower-to-microkernels: {op.location}: result {out_shape} but the kernel "
                                f"computes {packed.out_shape}")
@@ -261,7 +262,7 @@ func.func private @{name}_pad(%x: {x_t}) -> {p_t} {{
             value = result.results[0]
             if any(packed.out_pad):
                 result.attributes[PADDED_OUTPUT_ATTR] = ir.DenseI64ArrayAttr.get(list(packed.out_pad))
-                value = _interior(value, packed.out_pad, out_shape)
+                value = interior(value, packed.out_pad, out_shape)
         last.results[0].replace_all_uses_with(value)
         input_slice = as_op(op.operands[0].owner)
         for fused in reversed(epilogue.ops):
@@ -273,7 +274,7 @@ func.func private @{name}_pad(%x: {x_t}) -> {p_t} {{
         return packed.kept_kernels, epilogue, any(packed.out_pad)
 
 
-def _interior(padded: ir.Value, pads: tuple[int, int, int, int], shape: tuple[int, ...]) -> ir.Value:
+def interior(padded: ir.Value, pads: tuple[int, int, int, int], shape: tuple[int, ...]) -> ir.Value:
     """The outputs inside a padded microkernel output, as a tensor.extract_slice."""
     top, _, left, _ = pads
     elt = ir.RankedTensorType(padded.type).element_type

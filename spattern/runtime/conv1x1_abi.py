@@ -18,9 +18,9 @@ from spattern.runtime.microkernel_abi import DEFAULT_WORKGROUPS, KernelLibrary
 
 ABI_MAGIC = 0x53504731  # "SPG1"
 BLOCK = 8  # SPG_BLOCK: filters per packed block
-HEADER_SIZE = 16  # SPG_H_SIZE
+HEADER_SIZE = 24  # SPG_H_SIZE
 H = {name: i for i, name in enumerate(
-    "MAGIC C F P BLOCK NBLOCKS BLOCKS_PER_GROUP NPANELS PANEL RELU RESIDUAL".split())}
+    "MAGIC C F P BLOCK NBLOCKS BLOCKS_PER_GROUP NPANELS PANEL RELU RESIDUAL H W OUT_HP OUT_WP OUT_TOP OUT_LEFT".split())}
 PANEL_ALIGN = 64  # positions: a multiple of every object's microtile (AVX-512: 2 x 16)
 PANEL_BYTES = 512 * 1024  # input bytes per panel: a quarter of this machine's 2 MiB L2 per core
 KERNEL = "conv1x1"
@@ -39,6 +39,7 @@ class PackedConv1x1:
     workgroups: int
     relu: bool
     residual: bool
+    out_pad: tuple[int, int, int, int] = (0, 0, 0, 0)  # zeros written around the output: top, bottom, left, right
 
     @property
     def in_shape(self) -> tuple[int, int, int, int]:
@@ -47,6 +48,12 @@ class PackedConv1x1:
     @property
     def out_shape(self) -> tuple[int, int, int, int]:
         return (1, self.f, self.h, self.w)
+
+    @property
+    def out_buffer_shape(self) -> tuple[int, int, int, int]:
+        """The buffer the kernel writes: out_shape, or with out_pad the next pattern conv's padded input."""
+        top, bottom, left, right = self.out_pad
+        return (1, self.f, self.h + top + bottom, self.w + left + right)
 
 
 def split_work(c: int, f: int, p: int, workgroups: int = DEFAULT_WORKGROUPS,
@@ -66,8 +73,10 @@ def split_work(c: int, f: int, p: int, workgroups: int = DEFAULT_WORKGROUPS,
 
 
 def pack_conv1x1(weight: np.ndarray, bias: np.ndarray | None, h: int, w: int, *, relu: bool = False,
-                 residual: bool = False, workgroups: int = DEFAULT_WORKGROUPS) -> PackedConv1x1:
-    """weight [F, C] or [F, C, 1, 1], bias [F] or None; h x w the image the conv runs over."""
+                 residual: bool = False, workgroups: int = DEFAULT_WORKGROUPS,
+                 out_pad: tuple[int, int, int, int] = (0, 0, 0, 0)) -> PackedConv1x1:
+    """weight [F, C] or [F, C, 1, 1], bias [F] or None; h x w the image the conv runs over; out_pad: write the
+    output with these zeros around it (microkernel_abi.consumer_pads of the pattern conv reading it)."""
     wt = np.asarray(weight, dtype=np.float32)
     if wt.ndim == 4:
         if wt.shape[2:] != (1, 1):
@@ -85,10 +94,15 @@ def pack_conv1x1(weight: np.ndarray, bias: np.ndarray | None, h: int, w: int, *,
     table = np.zeros(HEADER_SIZE, dtype=np.int32)
     for key, value in {"MAGIC": ABI_MAGIC, "C": c, "F": f, "P": h * w, "BLOCK": BLOCK, "NBLOCKS": nblocks,
                        "BLOCKS_PER_GROUP": bpg, "NPANELS": npanels, "PANEL": panel, "RELU": int(relu),
-                       "RESIDUAL": int(residual)}.items():
+                       "RESIDUAL": int(residual), "H": h, "W": w}.items():
         table[H[key]] = value
+    top, bottom, left, right = (int(v) for v in out_pad)
+    if any(out_pad):
+        table[H["OUT_HP"]], table[H["OUT_WP"]] = h + top + bottom, w + left + right
+        table[H["OUT_TOP"]], table[H["OUT_LEFT"]] = top, left
     weights = np.concatenate([packed.reshape(-1), b]).astype(np.float32)
-    return PackedConv1x1(c, f, h, w, weights, table, groups * npanels, bool(relu), bool(residual))
+    return PackedConv1x1(c, f, h, w, weights, table, groups * npanels, bool(relu), bool(residual),
+                         (top, bottom, left, right))
 
 
 def reference(packed_weight: np.ndarray, bias: np.ndarray | None, x: np.ndarray) -> np.ndarray:
@@ -100,7 +114,8 @@ def reference(packed_weight: np.ndarray, bias: np.ndarray | None, x: np.ndarray)
 
 def run_conv1x1(packed: PackedConv1x1, x: np.ndarray, target: str = "host",
                 residual: np.ndarray | None = None) -> np.ndarray:
-    """Runs every workgroup in turn on one thread with the host object; x [1, C, H, W]."""
+    """Runs every workgroup in turn on one thread with the host object; x [1, C, H, W]. Returns out_buffer_shape
+    (with out_pad, the padded plane)."""
     x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
     if x.shape != packed.in_shape:
         raise ConfigError(f"input must be {packed.in_shape}, got {x.shape}")
@@ -108,7 +123,7 @@ def run_conv1x1(packed: PackedConv1x1, x: np.ndarray, target: str = "host",
         raise ConfigError("pass `residual` exactly when the conv was packed with residual=True")
     res = (packed.weights if residual is None
            else np.ascontiguousarray(np.asarray(residual, dtype=np.float32).reshape(packed.out_shape)))
-    out = np.empty(packed.out_shape, dtype=np.float32)
+    out = np.full(packed.out_buffer_shape, np.nan, dtype=np.float32)  # NaN: an element not written shows
     KernelLibrary.load(target, KERNEL).call([x, packed.weights, packed.table, res, out], packed.workgroups)
     return out
 
