@@ -53,6 +53,12 @@ typedef int32_t vi __attribute__((vector_size(VW * 4)));
 #else
 #define SPG_EXPORT __attribute__((visibility("default")))
 #endif
+#ifndef SPG_PACK
+#define SPG_PACK 1 /* copy a microtile's input into a contiguous buffer (p-outer order) */
+#endif
+#ifndef SPG_UNROLL
+#define SPG_UNROLL 4 /* channels per loop iteration: fewer loop instructions competing with the FMAs */
+#endif
 #ifndef SPG_L1_INPUT
 #define SPG_L1_INPUT (32 * 1024) /* bytes of a microtile's input that stay in L1 while all blocks pass over it */
 #endif
@@ -107,17 +113,18 @@ static inline vf spg_act(vf v, int relu) {
   return v;
 }
 
-/* Filters [8b, 8b + 8) at the nt vectors of positions starting at p. */
-static inline __attribute__((always_inline)) void spg_tile(const spg_layer *L, int b, int p, const int nt) {
+/* Filters [8b, 8b + 8) at the nt vectors of positions starting at p, whose input rows (one per channel) start
+ * at x, xs floats apart. */
+static inline __attribute__((always_inline)) void spg_tile(const spg_layer *L, int b, int p, const int nt,
+                                                          const float *restrict x, const size_t xs) {
   vf acc[SPG_BLOCK][NV];
   _Pragma("clang loop unroll(full)") for (int f = 0; f < SPG_BLOCK; ++f)
     _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; ++v) acc[f][v] = (vf){0};
   const float *restrict wb = L->w + (size_t)b * L->C * SPG_BLOCK;
-  const float *restrict x = L->in + p;
   const size_t P = (size_t)L->P;
-  for (int c = 0; c < L->C; ++c) {
+  _Pragma("clang loop unroll_count(SPG_UNROLL)") for (int c = 0; c < L->C; ++c) {
     vf xv[NV];
-    _Pragma("clang loop unroll(full)") for (int v = 0; v < nt; ++v) xv[v] = LD(x + c * P + v * VW);
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < nt; ++v) xv[v] = LD(x + c * xs + v * VW);
     _Pragma("clang loop unroll(full)") for (int f = 0; f < SPG_BLOCK; ++f) {
       const float wf = wb[c * SPG_BLOCK + f];
       _Pragma("clang loop unroll(full)") for (int v = 0; v < nt; ++v) acc[f][v] = acc[f][v] + xv[v] * wf;
@@ -146,19 +153,32 @@ static inline __attribute__((always_inline)) void spg_tile(const spg_layer *L, i
   }
 }
 
-/* The microtile at p of a panel ending at p1: whole when it fits; a panel's last, partial one is one vector when
- * that covers it, else moves back to end at p1 (overlapping the one before: the same values written twice)
- * when P allows, else single vectors, the last one again ending at p1. Needs P >= VW. */
-static inline void spg_span(const spg_layer *L, int b, int p, int p1) {
+/* The microtiles (start, vectors) that cover positions [p, min(p + NV * VW, p1)) of a panel ending at p1: one
+ * whole microtile when it fits; a panel's last, partial one is one vector when that covers it, else moves back
+ * to end at p1 (overlapping the one before: the same values written twice) when P allows, else single vectors,
+ * the last one again ending at p1. Needs P >= VW. Returns how many (at most NV + 1). */
+static int spg_microtiles(const spg_layer *L, int p, int p1, int *q, int *nt) {
+  int n = 0;
   if (p + NV * VW <= p1) {
-    spg_tile(L, b, p, NV);
+    q[n] = p, nt[n++] = NV;
   } else if (p + VW >= p1) {
-    spg_tile(L, b, p1 - VW, 1); /* one vector is enough */
+    q[n] = p1 - VW, nt[n++] = 1;
   } else if (L->P >= NV * VW) {
-    spg_tile(L, b, p1 - NV * VW, NV);
+    q[n] = p1 - NV * VW, nt[n++] = NV;
   } else {
-    for (; p + VW <= p1; p += VW) spg_tile(L, b, p, 1);
-    if (p < p1) spg_tile(L, b, p1 - VW, 1);
+    for (; p + VW <= p1; p += VW) q[n] = p, nt[n++] = 1;
+    if (p < p1) q[n] = p1 - VW, nt[n++] = 1;
+  }
+  return n;
+}
+
+/* Every block of [b0, b1) over the microtile (q, nt); x: its input rows, xs floats apart. */
+static void spg_blocks(const spg_layer *L, int b0, int b1, int q, int nt, const float *x, size_t xs) {
+  for (int b = b0; b < b1; ++b) {
+    if (nt == NV)
+      spg_tile(L, b, q, NV, x, xs);
+    else
+      spg_tile(L, b, q, 1, x, xs);
   }
 }
 
@@ -220,13 +240,30 @@ SPG_EXPORT void spattern_conv1x1(const float *in_b, const float *in_a, size_t in
     for (int b = b0; b < b1; ++b) spg_scalar(&L, b, p0, p1);
     return;
   }
-  /* Which operand stays in L1: a microtile's input (C x NV vectors) when it fits, walked by every block of the
-   * group; else a block's weights (C x 8), walking the panel (then in L2). */
+  /* Which operand stays in L1: a microtile's input (C x NV vectors) when it fits, copied into a contiguous
+   * buffer and walked by every block of the group; else a block's weights (C x 8), walking the panel's rows
+   * in place (the input then in L2). */
+  int q[NV + 1], nt[NV + 1];
   if ((size_t)L.C * NV * VW * 4 <= SPG_L1_INPUT) {
-    for (int p = p0; p < p1; p += NV * VW)
-      for (int b = b0; b < b1; ++b) spg_span(&L, b, p, p1);
+    float buf[SPG_L1_INPUT / 4] __attribute__((aligned(64)));
+    for (int p = p0; p < p1; p += NV * VW) {
+      const int n = spg_microtiles(&L, p, p1, q, nt);
+      for (int i = 0; i < n; ++i) {
+#if SPG_PACK
+        for (int c = 0; c < L.C; ++c)
+          for (int v = 0; v < nt[i]; ++v) ST(buf + c * NV * VW + v * VW, LD(L.in + (size_t)c * L.P + q[i] + v * VW));
+        spg_blocks(&L, b0, b1, q[i], nt[i], buf, NV * VW);
+#else
+        (void)buf;
+        spg_blocks(&L, b0, b1, q[i], nt[i], L.in + q[i], L.P);
+#endif
+      }
+    }
   } else {
     for (int b = b0; b < b1; ++b)
-      for (int p = p0; p < p1; p += NV * VW) spg_span(&L, b, p, p1);
+      for (int p = p0; p < p1; p += NV * VW) {
+        const int n = spg_microtiles(&L, p, p1, q, nt);
+        for (int i = 0; i < n; ++i) spg_blocks(&L, b, b + 1, q[i], nt[i], L.in + q[i], L.P);
+      }
   }
 }
