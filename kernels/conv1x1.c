@@ -231,7 +231,7 @@ SPG_EXPORT void spattern_conv1x1(const float *in_b, const float *in_a, size_t in
   const int npanels = h[SPG_H_NPANELS], panel = h[SPG_H_PANEL], bpg = h[SPG_H_BLOCKS_PER_GROUP];
   const int group = (int)(wg / (size_t)npanels), pi = (int)(wg % (size_t)npanels);
   const int b0 = group * bpg, b1 = b0 + bpg < h[SPG_H_NBLOCKS] ? b0 + bpg : h[SPG_H_NBLOCKS];
-  const int p0 = pi * panel, p1 = p0 + panel < L.P ? p0 + panel : L.P;
+  const int p0 = pi * panel, p1 = pi == npanels - 1 ? L.P : p0 + panel; /* the last panel takes the rest */
   if (L.opad) {
     const int f1 = b1 * SPG_BLOCK < L.F ? b1 * SPG_BLOCK : L.F;
     for (int f = b0 * SPG_BLOCK; f < f1; ++f) spg_zero_border(&L, L.out + (size_t)f * L.oh * L.ow, p0, p1);

@@ -10,8 +10,9 @@
  *   res f32 [F, P]        the residual, added before the ReLU when SPG_H_RESIDUAL is set (else not read)
  *   out f32 [F, P]        or [F, OUT_HP, OUT_WP] for a padded output (header)
  * Workgroup id = group * npanels + panel: filter blocks [group * blocks_per_group, +blocks_per_group) over
- * positions [panel * panel_len, +panel_len). A padded output's zeros are written by the workgroups whose panel
- * holds the first (top rows, left column) or last (right column, bottom rows) position of an image row.
+ * positions [panel * panel_len, +panel_len) (the last panel: to P). A padded output's zeros are written by the
+ * workgroups whose panel holds the first (top rows, left column) or last (right column, bottom rows) position
+ * of an image row.
  */
 #ifndef SPATTERN_CONV1X1_H
 #define SPATTERN_CONV1X1_H

@@ -12,7 +12,7 @@ import pytest
 from spattern.errors import ConfigError
 from spattern.runtime import kernels
 from spattern.runtime.conv1x1_abi import BLOCK, H, pack_conv1x1, reference, run_conv1x1, split_work
-from spattern.runtime.microkernel_abi import consumer_pads
+from spattern.runtime.microkernel_abi import DEFAULT_WORKGROUPS, consumer_pads
 from conftest import require_microkernels
 from test_microkernels import _QEMU_HARNESS, _c_array
 
@@ -60,10 +60,18 @@ def test_work_split_covers_every_output(c, f, p):
     bpg, groups, panel, npanels = split_work(c, f, p)
     nblocks = -(-f // BLOCK)
     assert groups * bpg >= nblocks > (groups - 1) * bpg  # no empty group
-    assert npanels * panel >= p > (npanels - 1) * panel  # no empty panel
-    assert panel % 64 == 0 or panel == p  # microtiles of every ISA tile a panel
-    packed = pack_conv1x1(np.ones((f, c), np.float32), None, 1, p)
+    assert npanels * panel <= p or npanels == 1  # the last panel takes the rest: never empty
+    assert p - (npanels - 1) * panel < 2 * panel or npanels == 1  # nor more than about twice the others
+    assert panel % 32 == 0 or panel == p  # microtiles of every ISA tile a panel
+    packed = pack_conv1x1(np.ones((f, c), np.float32), None, 1, p, workgroups=32)
     assert packed.workgroups == groups * npanels and packed.table[H["PANEL"]] == panel
+
+
+def test_small_convs_get_fewer_workgroups():
+    small = pack_conv1x1(np.ones((512, 256), np.float32), None, 7, 7)  # ResNet-18's last downsample
+    big = pack_conv1x1(np.ones((256, 64), np.float32), None, 56, 56)
+    assert small.workgroups < big.workgroups <= DEFAULT_WORKGROUPS + 2
+    assert small.workgroups % 2 == 0 and small.workgroups >= 2
 
 
 def test_bad_weight_rejected():

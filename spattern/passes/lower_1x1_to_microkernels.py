@@ -32,7 +32,6 @@ from torch_mlir import ir
 
 from ..dialect import constants
 from ..runtime.conv1x1_abi import KERNEL, pack_conv1x1
-from ..runtime.microkernel_abi import DEFAULT_WORKGROUPS
 from ..runtime.microkernel_dispatch import CALLEE_PREFIX, MicrokernelCall, declaration_text
 from .base import (PassContext, add_functions, dense_constant, erase_dead, fresh_symbol, module_symbols, ops_named,
                    tensor_type, users)
@@ -49,9 +48,9 @@ def _matmul_calls(module: ir.Module) -> list[ir.Operation]:
 @dataclass
 class Lower1x1ToMicrokernels:
     """lower-1x1-to-microkernels (see the module docstring). workgroups: about how many workgroups each conv is
-    split into (filter blocks x position panels)."""
+    split into (filter blocks x position panels); None: by the conv's size (conv1x1_abi.default_workgroups)."""
 
-    workgroups: int = DEFAULT_WORKGROUPS
+    workgroups: int | None = None
     name: ClassVar[str] = "lower-1x1-to-microkernels"
 
     def run(self, module: ir.Module, ctx: PassContext) -> None:

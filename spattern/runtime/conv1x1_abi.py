@@ -2,9 +2,9 @@
 through ctypes. Mirrors kernels/conv1x1.h exactly (header slots, weight packing); `lower-1x1-to-microkernels`
 emits what this packs as constants, and tests feed the C kernel directly.
 
-Work split: one workgroup is a group of 8-filter blocks over a panel of positions. A panel holds at most
-PANEL_BYTES of input (C x panel floats), so it stays in L2 while every block of the group walks it; groups and
-panels are then chosen so a layer has about `workgroups` of them (enough for 2-8 threads).
+Work split (split_work): one workgroup is a group of 8-filter blocks over a panel of positions; a layer has about
+`workgroups` of them (enough for 2-8 threads), positions split first, and a panel holds at most PANEL_BYTES of
+input (C x panel floats).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ BLOCK = 8  # SPG_BLOCK: filters per packed block
 HEADER_SIZE = 24  # SPG_H_SIZE
 H = {name: i for i, name in enumerate(
     "MAGIC C F P BLOCK NBLOCKS BLOCKS_PER_GROUP NPANELS PANEL RELU RESIDUAL H W OUT_HP OUT_WP OUT_TOP OUT_LEFT".split())}
-PANEL_ALIGN = 64  # positions: a multiple of every object's microtile (AVX-512: 2 x 16)
+PANEL_ALIGN = 32  # positions: a multiple of every object's microtile (AVX-512: 2 x 16)
 PANEL_BYTES = 512 * 1024  # input bytes per panel: a quarter of this machine's 2 MiB L2 per core
+MIN_MACS_PER_WORKGROUP = 1 << 20
 KERNEL = "conv1x1"
 
 
@@ -58,25 +59,34 @@ class PackedConv1x1:
 
 def split_work(c: int, f: int, p: int, workgroups: int = DEFAULT_WORKGROUPS,
                panel_bytes: int = PANEL_BYTES) -> tuple[int, int, int, int]:
-    """(blocks per group, groups, panel length, panels) for a C -> F conv over P positions."""
+    """(blocks per group, groups, panel length, panels) for a C -> F conv over P positions. Positions are split
+    first: a panel's input is then read from memory once and reused by every filter block (split the filters
+    instead and each group reads the whole input again); filters are split too only when there are too few
+    panels (small images). The last panel also takes the positions past panels * panel length."""
     nblocks = -(-f // BLOCK)
-    panel = max(PANEL_ALIGN, panel_bytes // (4 * c) // PANEL_ALIGN * PANEL_ALIGN)
-    npanels = -(-p // panel)
-    groups = min(nblocks, max(1, -(-workgroups // npanels)))
+    max_panel = max(PANEL_ALIGN, panel_bytes // (4 * c) // PANEL_ALIGN * PANEL_ALIGN)
+    per_workgroup = -(-p // workgroups)
+    panel = min(max_panel, -(-per_workgroup // PANEL_ALIGN) * PANEL_ALIGN)
+    npanels = max(1, p // panel)
+    groups = min(nblocks, max(1, round(workgroups / npanels)))
     bpg = -(-nblocks // groups)
-    groups = -(-nblocks // bpg)
-    if npanels * groups < workgroups and p > PANEL_ALIGN:  # few filter blocks: cut the positions finer
-        want = -(-workgroups // groups)
-        panel = min(panel, max(PANEL_ALIGN, -(-p // want + PANEL_ALIGN - 1) // PANEL_ALIGN * PANEL_ALIGN))
-        npanels = -(-p // panel)
-    return bpg, groups, min(panel, p), npanels
+    return bpg, -(-nblocks // bpg), min(panel, p), npanels
+
+
+def default_workgroups(macs: int) -> int:
+    """About DEFAULT_WORKGROUPS, fewer for small convs: a workgroup does at least MIN_MACS_PER_WORKGROUP
+    (a few tens of microseconds), since each costs IREE a few microseconds to schedule (ResNet-18's 256->512
+    downsample at 7x7 in 32 workgroups: 0.20 ms on one thread, IREE's matmul 0.15), and an even count, so that
+    two threads get equal shares."""
+    return max(2, min(DEFAULT_WORKGROUPS, macs // MIN_MACS_PER_WORKGROUP) // 2 * 2)
 
 
 def pack_conv1x1(weight: np.ndarray, bias: np.ndarray | None, h: int, w: int, *, relu: bool = False,
-                 residual: bool = False, workgroups: int = DEFAULT_WORKGROUPS,
+                 residual: bool = False, workgroups: int | None = None,
                  out_pad: tuple[int, int, int, int] = (0, 0, 0, 0)) -> PackedConv1x1:
     """weight [F, C] or [F, C, 1, 1], bias [F] or None; h x w the image the conv runs over; out_pad: write the
-    output with these zeros around it (microkernel_abi.consumer_pads of the pattern conv reading it)."""
+    output with these zeros around it (microkernel_abi.consumer_pads of the pattern conv reading it);
+    workgroups: about how many (None: default_workgroups)."""
     wt = np.asarray(weight, dtype=np.float32)
     if wt.ndim == 4:
         if wt.shape[2:] != (1, 1):
@@ -90,7 +100,7 @@ def pack_conv1x1(weight: np.ndarray, bias: np.ndarray | None, h: int, w: int, *,
     padded[:f] = wt
     packed = padded.reshape(nblocks, BLOCK, c).transpose(0, 2, 1)  # [nblocks][C][8]
     b = np.zeros(f, dtype=np.float32) if bias is None else np.asarray(bias, dtype=np.float32).reshape(f)
-    bpg, groups, panel, npanels = split_work(c, f, h * w, workgroups)
+    bpg, groups, panel, npanels = split_work(c, f, h * w, workgroups or default_workgroups(c * f * h * w))
     table = np.zeros(HEADER_SIZE, dtype=np.int32)
     for key, value in {"MAGIC": ABI_MAGIC, "C": c, "F": f, "P": h * w, "BLOCK": BLOCK, "NBLOCKS": nblocks,
                        "BLOCKS_PER_GROUP": bpg, "NPANELS": npanels, "PANEL": panel, "RELU": int(relu),
