@@ -1,17 +1,16 @@
 /* 1x1-conv microkernel: out[F, P] = act(W[F, C] x X[C, P] + bias (+ residual)) in NCHW, one image.
  *
  * Why: the 1x1 convs between pattern convs (ResNet-50's bottlenecks, ResNet-18's downsamples) are most of a
- * bottleneck network's MACs. IREE compiled them at ~40% of FMA peak even as NCHW matmuls
- * (conv-1x1-to-matmul), and as dispatches of their own, with the BatchNorm / ReLU / residual add as IREE
- * elementwise work around them. Here a register-blocked GEMM microtile of SPG_BLOCK filters x NV vectors of
- * positions accumulates in registers over all C input channels: per channel NV vector loads and 8 weight
- * broadcasts feed 8 * NV FMAs, so the FMA ports, not the loads, are the bound; the weights of a block
- * (packed [C][8], C * 32 bytes) stay in L1 while the block walks its panel of positions, whose C x panel
- * input stays in L2 (the packer sizes the panel). The write-out applies the folded BatchNorm's bias, the
- * residual and the ReLU, so the conv's epilogue costs no pass over memory of its own.
+ * bottleneck network's MACs. IREE compiled them (as conv-1x1-to-matmul's NCHW matmuls) at 29-50% of the FMA
+ * peak, with data-tiling copies (encode dispatches) around each.
+ * Here a register-blocked GEMM microtile of SPG_BLOCK filters x NV vectors of positions accumulates in registers
+ * over all C input channels: per channel NV vector loads and 8 weight broadcasts feed 8 * NV FMAs. The weights
+ * of a block (packed [C][8], C * 32 bytes) stay in L1; a microtile's input, copied into a contiguous buffer
+ * when it fits, is reused by every block of the workgroup. The write-out applies the folded BatchNorm's bias,
+ * the residual and the ReLU.
  *
- * Measured as a probe (AVX-512, one core, bench/results/blocked-kernel-probe.txt): 113-174 GFLOP/s on
- * ResNet-50's 1x1 shapes, 1.6-2x IREE's in-model speed per core.
+ * Measured in IREE (bench/conv1x1.py, one thread, ResNet-50's 1x1 shapes): 89-126 GFLOP/s, 1.05-1.45x IREE's
+ * matmul on the same convs (bench/results/session7-conv1x1-kernel.txt).
  *
  * A 1x1 conv whose only user is a pattern conv writes that conv's padded input (the zeros around the outputs
  * included, as the pattern kernel's padded outputs do), so no pad copy runs between the two.
