@@ -115,7 +115,8 @@ typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));
 
 typedef struct {
   int C, F, Hp, Wp, Ho, Wo, stride, relu, nchunks, ntiles, tpg;
-  const float *res; /* the residual [F, Ho, Wo] of this image, or NULL */
+  const float *res; /* the residual [F, rh, rw] of this image (the Ho x Wo values at (rtop, rleft)), or NULL */
+  int rh, rw, rtop, rleft, rpad;
   int oh, ow, otop, oleft, opad; /* output planes [oh, ow], the Ho x Wo outputs at (otop, oleft); opad: zeros
                                     around them (the next conv's padding) are written too */
   const float *w;
@@ -230,8 +231,8 @@ static inline void spk_zero(float *restrict dst, int n) {
   for (; i < n; ++i) dst[i] = 0.0f;
 }
 
-/* A tile's output segments (runs of one output row): accumulator offset, offset in an unpadded [Ho, Wo] plane
- * (the residual's), offset in the output plane, length; and the zero spans of a padded output plane that the
+/* A tile's output segments (runs of one output row): accumulator offset, offset in the residual's plane
+ * ([Ho, Wo], or padded), offset in the output plane, length; and the zero spans of a padded output plane that the
  * tile owns, so every element of it is written by exactly one workgroup: a row's left padding by the segment
  * that starts the row, its right padding by the one that ends it, the rows above the first output row and
  * below the last by the segments that start and end the image. */
@@ -247,7 +248,8 @@ static inline void spk_add_zero(spk_segs *S, int o, int n) {
 
 static void spk_add_seg(const spk_layer *L, spk_segs *S, int a, int y, int x, int n) {
   const int ow = L->ow, row = (y + L->otop) * ow;
-  S->sa[S->ns] = a, S->so[S->ns] = y * L->Wo + x, S->sp[S->ns] = row + L->oleft + x, S->sn[S->ns] = n, ++S->ns;
+  S->sa[S->ns] = a, S->so[S->ns] = (y + L->rtop) * L->rw + L->rleft + x, S->sp[S->ns] = row + L->oleft + x;
+  S->sn[S->ns] = n, ++S->ns;
   if (!L->opad) return;
   if (x == 0) {
     if (y == 0) spk_add_zero(S, 0, L->otop * ow);
@@ -281,7 +283,7 @@ static void spk_write_out(const spk_layer *L, const spk_segs *S, float *out, int
     const int f = L->chunk_fil[chunk * SPK_CHUNK + j];
     const float b = L->bias[f];
     float *of = out + (size_t)f * L->oh * L->ow;
-    const float *rf = L->res ? L->res + (size_t)f * L->Ho * L->Wo : NULL;
+    const float *rf = L->res ? L->res + (size_t)f * L->rh * L->rw : NULL;
     const float *aj = acc + j * ACC_STRIDE;
     for (int i = 0; i < S->ns; ++i)
       spk_store(of + S->sp[i], aj + S->sa[i], rf ? rf + S->so[i] : NULL, S->sn[i], b, relu);
@@ -345,15 +347,17 @@ static void spk_tile_s2(const spk_layer *L, const float *in, float *out, int chu
   float taps[9 * TSTR] __attribute__((aligned(64)));
   for (int j = 0; j < 9 * TSTR; j += VW) ST(taps + j, (vf){0}); /* finite values past the last output */
   /* Row segments of the tile: tile offset, input offset of the first output's window, length. Output: per row
-   * into a padded output, else one contiguous run (the flattened output is the tile's order). */
+   * into a padded output or with a padded residual, else one contiguous run (the flattened output is the
+   * tile's order). */
   int sj[SPK_TILE], si[SPK_TILE], sn[SPK_TILE], ns = 0;
   spk_segs S;
   S.ns = S.nz = 0;
-  if (!L->opad) spk_add_seg(L, &S, 0, q0 / Wo, q0 % Wo, n);
+  const int rows = L->opad || L->rpad; /* a padded output or residual: one segment per row */
+  if (!rows) spk_add_seg(L, &S, 0, q0 / Wo, q0 % Wo, n);
   for (int q = q0; q < q0 + n;) {
     const int y = q / Wo, x = q - y * Wo, e = y * Wo + Wo < q0 + n ? y * Wo + Wo : q0 + n;
     sj[ns] = q - q0, si[ns] = 2 * y * Wp + 2 * x, sn[ns] = e - q, ++ns;
-    if (L->opad) spk_add_seg(L, &S, q - q0, y, x, e - q);
+    if (rows) spk_add_seg(L, &S, q - q0, y, x, e - q);
     q = e;
   }
   spk_prefetch_out(L, &S, out, chunk);
@@ -423,7 +427,12 @@ SPK_EXPORT void spattern_pattern_conv(const float *in_b, const float *in_a, size
   L.otop = L.opad ? h[SPK_H_OUT_TOP] : 0;
   L.oleft = L.opad ? h[SPK_H_OUT_LEFT] : 0;
   float *out = o_a + o_o + (size_t)n * L.F * L.oh * L.ow;
-  L.res = h[SPK_H_RESIDUAL] ? r_a + r_o + (size_t)n * L.F * L.Ho * L.Wo : NULL;
+  L.rpad = h[SPK_H_RES_WP] != 0;
+  L.rh = L.rpad ? h[SPK_H_RES_HP] : L.Ho;
+  L.rw = L.rpad ? h[SPK_H_RES_WP] : L.Wo;
+  L.rtop = L.rpad ? h[SPK_H_RES_TOP] : 0;
+  L.rleft = L.rpad ? h[SPK_H_RES_LEFT] : 0;
+  L.res = h[SPK_H_RESIDUAL] ? r_a + r_o + (size_t)n * L.F * L.rh * L.rw : NULL;
   float acc[SPK_CHUNK * ACC_STRIDE] __attribute__((aligned(64)));
   const int t0 = group * L.tpg, t1 = t0 + L.tpg < L.ntiles ? t0 + L.tpg : L.ntiles;
   for (int t = t0; t < t1; ++t) {

@@ -8,7 +8,7 @@
  *                           pattern, filter); then the bias of every filter
  *   tab i32                 header (SPK_H_* below) followed by the index tables it points at
  *   res f32 [N, F, Ho, Wo]  the residual, added before the ReLU when SPK_H_RESIDUAL is set (else any buffer:
- *                           not read)
+ *                           not read); or [N, F, RES_HP, RES_WP], a padded residual (header)
  *   out f32 [N, F, Ho, Wo]  or [N, F, OUT_HP, OUT_WP] for a padded output (header)
  * Tables (offsets into tab, from the header):
  *   fidx[K]            chunk-local filter index (0..SPK_CHUNK-1) of each kernel
@@ -55,6 +55,10 @@ enum {
   SPK_H_OUT_WP,   /* OUT_LEFT) and zeros around them: the next conv's padded input, written in place of a pad */
   SPK_H_OUT_TOP,
   SPK_H_OUT_LEFT,
+  SPK_H_RES_HP,   /* a padded residual (RES_WP != 0): res is [N, F, RES_HP, RES_WP] with the Ho x Wo values */
+  SPK_H_RES_WP,   /* at (RES_TOP, RES_LEFT): another conv's padded output, read in place of its interior */
+  SPK_H_RES_TOP,
+  SPK_H_RES_LEFT,
   SPK_H_SIZE = 32
 };
 

@@ -52,13 +52,14 @@ CASES = [  # n, f, c, h, w, stride, padding, connectivity, bias, relu
 ]
 
 
-@pytest.mark.parametrize("variant", ["plain", "residual", "padded_output"])
+@pytest.mark.parametrize("variant", ["plain", "residual", "padded_output", "padded_residual"])
 @pytest.mark.parametrize("isa", ["avx512", "avx2"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "n{}f{}c{}_{}x{}_s{}p{}_r{}_b{}_relu{}".format(*c))
 def test_kernel_matches_torch(monkeypatch, isa, case, variant):
     """relu?(conv + bias) against torch; "residual": + a residual buffer of the output's shape (the fused
     epilogue); "padded_output": written with the zeros a following conv's microkernel reads around its input
-    (stride 2 or 1 after it, alternately), every element of the buffer written."""
+    (stride 2 or 1 after it, alternately), every element of the buffer written; "padded_residual": the residual
+    read from the interior of such a padded buffer (another conv's padded output)."""
     require_microkernels("x86_64")
     if isa == "avx512" and not kernels.host_has_avx512():
         pytest.skip("this CPU has no AVX-512")
@@ -69,14 +70,18 @@ def test_kernel_matches_torch(monkeypatch, isa, case, variant):
     b = rng.standard_normal(f).astype(np.float32) if has_bias else None
     x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
     ref = torch_ref(x, w, b, stride, padding, False)
-    res = rng.standard_normal(ref.shape).astype(np.float32) if variant == "residual" else None
+    res = rng.standard_normal(ref.shape).astype(np.float32) if "residual" in variant else None
     pads = consumer_pads(*ref.shape, 1 + CASES.index(case) % 2, 1) if variant == "padded_output" else (0, 0, 0, 0)
+    res_pads = consumer_pads(*ref.shape, 2 - CASES.index(case) % 2, 1) if variant == "padded_residual" \
+        else (0, 0, 0, 0)
     packed = pack_conv(w, pid, kept, b, x.shape, stride=stride, padding=padding, relu=relu,
-                       residual=res is not None, out_pad=pads)
+                       residual=res is not None, out_pad=pads, res_pad=res_pads)
+    res_buffer = res if res is None else np.pad(  # NaN around the residual: read only its interior
+        res, ((0, 0), (0, 0), res_pads[:2], res_pads[2:]), constant_values=np.nan)
     lib = KernelLibrary.load("x86_64")
     assert lib is KernelLibrary.load("x86_64")
     out = np.full(packed.out_buffer_shape, np.nan, dtype=np.float32)
-    y = lib.run(packed, pad_input(x, packed), out=out, residual=res)
+    y = lib.run(packed, pad_input(x, packed), out=out, residual=res_buffer)
     ref = ref + (res if res is not None else 0)
     ref = np.maximum(ref, 0) if relu else ref
     top, bottom, left, right = pads

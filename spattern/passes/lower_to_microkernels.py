@@ -17,12 +17,17 @@ its write-out, and the elementwise dispatches IREE would otherwise run over the 
 write of it each) are gone. The residual is the kernel's fourth, read-only operand (microkernel_dispatch). The
 kernel's ReLU maps NaN to 0 (as `max(x, 0)`), where torch keeps it.
 
-A conv whose result (after its fused epilogue) has one user, another pattern conv this pass lowers, writes that
-conv's padded input directly (`out_pad`: the zeros around the outputs included, each element written by exactly
-one workgroup); its call returns the padded tensor, marked `spattern.padded_output`, the consumer takes it as
-is, and the `tensor.pad` copy between the two convs (a dispatch of its own) is gone. Other users see the
-outputs through a `tensor.extract_slice`. VGG-16: 7 of its 12 pattern convs write padded outputs (35 -> 23
-dispatches per call with the ReLU fusion); ResNet-18: 8 of 16 (43 -> 35).
+A conv whose result (after its fused epilogue) is the input of another pattern conv this pass lowers writes
+that conv's padded input directly (`out_pad`: the zeros around the outputs included, each element written by
+exactly one workgroup); its call returns the padded tensor, marked `spattern.padded_output`, the consumer takes
+it as is, and the `tensor.pad` copy between the two convs (a dispatch of its own) is gone. The result may have
+other users where they cost no copy of their own (`pattern_consumer_pads`): pattern convs that add it as their
+fused residual read it from the padded buffer in place (`res_pad`), and slices (a strided 1x1 conv's
+subsampling) read through the interior. Other users see the outputs through a `tensor.extract_slice`. VGG-16: 7
+of its 12 pattern convs write padded outputs (35 -> 23 dispatches per call with the ReLU fusion); ResNet-18: 9
+of 16, the first block's output among them (the next block's first conv and residual add both read it: one pad
+copy fewer). Its later block outputs also feed a downsample's subsampling (strided-1x1-to-slice's reshape):
+allowing that user too left the number of copies unchanged (measured), so they stay unpadded.
 
 Why it pays: the kernel runs the conv channel-outer with the chunk's kernels sorted by pattern, each pattern
 with its own hard-coded loop and the tap rows reused from registers (PatDNN's FKR + FKW + LRE), so it does
@@ -163,13 +168,49 @@ def find_epilogue(conv: ir.Operation) -> Epilogue:
     return Epilogue([first], residual=residual)
 
 
-def pattern_consumer_pads(value: ir.Value) -> tuple[int, int, int, int]:
-    """The padding the microkernel of `value`'s only user reads, when that user is a pattern conv
-    lower-to-microkernels lowers (so the producer can write it); else no padding."""
+def _residual_of_pattern_conv(user: ir.Operation, value: ir.Value) -> bool:
+    """Whether `user` is an add that lower-to-microkernels fuses into a pattern conv's kernel with `value` as the
+    residual (the conv + value, the conv's only user)."""
+    for other in user.operands:
+        conv = as_op(other.owner) if other != value else None
+        if conv is not None and conv.name == CONV2D:
+            info = conv2d_info(conv)
+            return LowerToMicrokernels.supported(info.strides, info.padding) and find_epilogue(conv).residual == value
+    return False
+
+
+def padded_source(value: ir.Value) -> tuple[ir.Value, tuple[int, int, int, int]] | None:
+    """(buffer, pads) when `value` is the interior of a microkernel's padded output (see `interior`)."""
+    sliced = as_op(value.owner)
+    if sliced is None or sliced.name != "tensor.extract_slice":
+        return None
+    source = sliced.operands[0]
+    producer = as_op(source.owner)
+    if producer is None or producer.name != "func.call" or PADDED_OUTPUT_ATTR not in producer.attributes:
+        return None
+    pads = tuple(ir.DenseI64ArrayAttr(producer.attributes[PADDED_OUTPUT_ATTR]))
+    if list(ir.DenseI64ArrayAttr(sliced.attributes["static_offsets"])) != [0, 0, pads[0], pads[2]] or any(
+            v != 1 for v in ir.DenseI64ArrayAttr(sliced.attributes["static_strides"])):
+        return None
+    return source, pads
+
+
+def pattern_consumer_pads(value: ir.Value, shared: bool = False) -> tuple[int, int, int, int]:
+    """The padding the microkernel of a pattern conv lower-to-microkernels lowers reads, when that conv is
+    `value`'s only user (so the producer can write its padded input); else no padding. shared: also when, besides
+    that conv, `value` is read as the fused residual of pattern convs (which then read the padded buffer's
+    interior in place) or through slices. A ResNet block's output feeds the next block's first conv and its
+    residual add: written padded, it needs no pad copy."""
     after = users(value)
-    if len(after) != 1 or after[0] is None or after[0].name != CONV2D or after[0].operands[0] != value:
+    convs = [u for u in after if u is not None and u.name == CONV2D and u.operands[0] == value]
+    if len(convs) != 1:
         return (0, 0, 0, 0)
-    info = conv2d_info(after[0])
+    others = [u for u in after if u is None or u != convs[0]]
+    if others and not (shared and all(
+            u is not None and (u.name == "tensor.extract_slice" or _residual_of_pattern_conv(u, value))
+            for u in others)):
+        return (0, 0, 0, 0)
+    info = conv2d_info(convs[0])
     if not LowerToMicrokernels.supported(info.strides, info.padding):
         return (0, 0, 0, 0)
     n, c, h, w = (int(d) for d in ir.RankedTensorType(value.type).shape)
@@ -222,17 +263,21 @@ class LowerToMicrokernels:
         epilogue = find_epilogue(op)
         # At the last fused op: a residual may be computed after the conv (ResNet's downsample branch).
         last = epilogue.ops[-1] if epilogue.ops else op
+        residual, res_pad = epilogue.residual, (0, 0, 0, 0)
+        residual_slice = as_op(residual.owner) if residual is not None else None
+        if residual is not None and padded_source(residual) is not None:
+            residual, res_pad = padded_source(residual)  # read in place: no copy of the interior
         packed = pack_conv(dense, global_ids, info.filter_kept(), bias, in_shape, stride=info.strides[0],
                            padding=info.padding[0], workgroups=self.workgroups,
                            reorder="kernel_order" in op.attributes, reuse_loads="tap_masks" in op.attributes,
-                           relu=epilogue.relu, residual=epilogue.residual is not None,
-                           out_pad=pattern_consumer_pads(last.results[0]))
+                           relu=epilogue.relu, residual=residual is not None,
+                           out_pad=pattern_consumer_pads(last.results[0], shared=True), res_pad=res_pad)
         if packed.out_shape != out_shape:
             raise CompileError(f"lower-to-microkernels: {op.location}: result {out_shape} but the kernel "
                                f"computes {packed.out_shape}")
         call = MicrokernelCall(name, packed.padded_in_shape, packed.weights.size, packed.table.size,
                                packed.out_buffer_shape, packed.workgroups,
-                               res_shape=out_shape if packed.residual else None)
+                               res_shape=packed.res_buffer_shape if packed.residual else None)
         prepadded = _prepadded_input(op.operands[0], packed)
         top, bottom, left, right = packed.geometry.pads()
         x_t, p_t = _t(in_shape), _t(call.in_shape)
@@ -255,8 +300,8 @@ func.func private @{name}_pad(%x: {x_t}) -> {p_t} {{
             w = dense_constant(packed.weights, ir.F32Type.get())
             t = dense_constant(packed.table, ir.IntegerType.get_signless(32))
             operands = [prepadded, w, t]
-            if epilogue.residual is not None:
-                operands.append(epilogue.residual)
+            if residual is not None:
+                operands.append(residual)
             result = ir.Operation.create("func.call", results=[ir.Type.parse(_t(call.out_shape))],
                                          operands=operands, attributes={"callee": ir.FlatSymbolRefAttr.get(name)})
             value = result.results[0]
@@ -268,9 +313,11 @@ func.func private @{name}_pad(%x: {x_t}) -> {p_t} {{
         for fused in reversed(epilogue.ops):
             fused.erase()
         op.erase()
-        if input_slice is not None and input_slice.name == "tensor.extract_slice" and not list(
-                input_slice.results[0].uses):
-            input_slice.erase()
+        same = residual_slice is not None and input_slice is not None and residual_slice == input_slice
+        slices = [input_slice] if same else [input_slice, residual_slice]
+        for sliced in slices:  # interiors of padded outputs now read in place (one slice may serve both)
+            if sliced is not None and sliced.name == "tensor.extract_slice" and not list(sliced.results[0].uses):
+                sliced.erase()
         return packed.kept_kernels, epilogue, any(packed.out_pad)
 
 
@@ -289,14 +336,10 @@ def interior(padded: ir.Value, pads: tuple[int, int, int, int], shape: tuple[int
 def _prepadded_input(x: ir.Value, packed: PackedConv) -> ir.Value | None:
     """The padded tensor a producing microkernel wrote for this conv (x = its interior), if it wrote exactly the
     padding this conv reads; else None (the conv pads its input itself)."""
-    sliced = as_op(x.owner)
-    if sliced is None or sliced.name != "tensor.extract_slice":
+    found = padded_source(x)
+    if found is None:
         return None
-    source = sliced.operands[0]
-    producer = as_op(source.owner)
-    if producer is None or producer.name != "func.call" or PADDED_OUTPUT_ATTR not in producer.attributes:
-        return None
-    pads = tuple(ir.DenseI64ArrayAttr(producer.attributes[PADDED_OUTPUT_ATTR]))
+    source, pads = found
     shape = tuple(int(d) for d in ir.RankedTensorType(source.type).shape)
     if pads != packed.geometry.pads() or shape != packed.padded_in_shape:
         return None

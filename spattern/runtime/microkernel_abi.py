@@ -39,7 +39,8 @@ HEADER_SIZE = 32  # SPK_H_SIZE
 # Header slots, in the order of the enum in kernels/pattern_conv.h.
 H = {name: i for i, name in enumerate(
     "MAGIC N C F HP WP HO WO STRIDE RELU NCHUNKS NTILES NGROUPS TILES_PER_GROUP K OFF_FIDX OFF_RUN_START "
-    "OFF_RUN_PID OFF_RUN_K OFF_CHUNK_FIL OFF_CHUNK_NF TILE CHUNK RESIDUAL OUT_HP OUT_WP OUT_TOP OUT_LEFT".split())}
+    "OFF_RUN_PID OFF_RUN_K OFF_CHUNK_FIL OFF_CHUNK_NF TILE CHUNK RESIDUAL OUT_HP OUT_WP OUT_TOP OUT_LEFT RES_HP RES_WP "
+    "RES_TOP RES_LEFT".split())}
 MAX_VECTOR = 16  # widest vector any object loads (AVX-512): sizes the extra zero padding
 DEFAULT_WORKGROUPS = 32  # enough workgroups per layer to balance 2-8 threads
 
@@ -110,6 +111,7 @@ class PackedConv:
     kept_kernels: int
     residual: bool = False  # the kernel adds a residual [N, F, Ho, Wo] (its own operand) before the ReLU
     out_pad: tuple[int, int, int, int] = (0, 0, 0, 0)  # zeros written around the output: top, bottom, left, right
+    res_pad: tuple[int, int, int, int] = (0, 0, 0, 0)  # the residual's padding (another conv's padded output)
 
     @property
     def out_shape(self) -> tuple[int, int, int, int]:
@@ -120,6 +122,13 @@ class PackedConv:
     def out_buffer_shape(self) -> tuple[int, int, int, int]:
         """The output buffer the kernel writes: out_shape, or with out_pad the next conv's padded input."""
         top, bottom, left, right = self.out_pad
+        g = self.geometry
+        return g.n, g.f, g.ho + top + bottom, g.wo + left + right
+
+    @property
+    def res_buffer_shape(self) -> tuple[int, int, int, int]:
+        """The residual buffer the kernel reads: out_shape, or with res_pad another conv's padded output."""
+        top, bottom, left, right = self.res_pad
         g = self.geometry
         return g.n, g.f, g.ho + top + bottom, g.wo + left + right
 
@@ -167,13 +176,15 @@ def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bia
               input_shape: tuple[int, int, int, int], stride: int = 1, padding: int = 1, relu: bool = False,
               workgroups: int = DEFAULT_WORKGROUPS, check_zeros: bool = True, reorder: bool = True,
               reuse_loads: bool = True, residual: bool = False,
-              out_pad: tuple[int, int, int, int] = (0, 0, 0, 0)) -> PackedConv:
+              out_pad: tuple[int, int, int, int] = (0, 0, 0, 0),
+              res_pad: tuple[int, int, int, int] = (0, 0, 0, 0)) -> PackedConv:
     """Packs a pruned dense weight [F, C, 3, 3] with its per-kernel global pattern ids [F, C] and kept mask
     [F, C] for an input of shape [N, C, H, W]. Weights outside a kernel's pattern must be zero (check_zeros).
     reorder / reuse_loads: FKR and LRE, on by default (see the module docstring). relu / residual: the fused
     epilogue, out = relu(conv + bias + residual), the residual [N, F, Ho, Wo] being the kernel's 4th buffer.
     out_pad (top, bottom, left, right): write the output with that many zeros around it, as the next conv's
-    padded input (`consumer_pads` of that conv), so no pad runs between the two convs."""
+    padded input (`consumer_pads` of that conv), so no pad runs between the two convs. res_pad: the residual is
+    read from a buffer with that padding around it (a producer's padded output, read in place of its interior)."""
     weight = np.asarray(weight, dtype=np.float32)
     if weight.ndim != 4 or weight.shape[2:] != (3, 3):
         raise ConfigError(f"pattern conv weight must be [F, C, 3, 3], got {weight.shape}")
@@ -191,9 +202,10 @@ def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bia
     geo = ConvGeometry(int(input_shape[0]), c, int(input_shape[2]), int(input_shape[3]), f, stride, padding)
     if geo.ho < 1 or geo.wo < 1:
         raise ConfigError(f"input {input_shape} is too small for a 3x3 conv with padding {padding}")
-    out_pad = tuple(int(p) for p in out_pad)
-    if len(out_pad) != 4 or min(out_pad) < 0:
-        raise ConfigError(f"out_pad must be 4 non-negative ints (top, bottom, left, right), got {out_pad}")
+    out_pad, res_pad = tuple(int(p) for p in out_pad), tuple(int(p) for p in res_pad)
+    for name, pads in (("out_pad", out_pad), ("res_pad", res_pad)):
+        if len(pads) != 4 or min(pads) < 0:
+            raise ConfigError(f"{name} must be 4 non-negative ints (top, bottom, left, right), got {pads}")
     flat = weight.reshape(f, c, 9)
     if check_zeros:
         allowed = np.zeros((f, c, 9), dtype=bool)
@@ -254,12 +266,17 @@ def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bia
         top, bottom, left, right = out_pad
         values.update({"OUT_HP": geo.ho + top + bottom, "OUT_WP": geo.wo + left + right, "OUT_TOP": top,
                        "OUT_LEFT": left})
+    if any(res_pad) and residual:
+        top, bottom, left, right = res_pad
+        values.update({"RES_HP": geo.ho + top + bottom, "RES_WP": geo.wo + left + right, "RES_TOP": top,
+                       "RES_LEFT": left})
     for name, v in values.items():
         header[H[name]] = v
     table = np.concatenate([header, *[p.astype(np.int32) for p in parts]])
     b = np.zeros(f, dtype=np.float32) if bias is None else np.asarray(bias, dtype=np.float32).reshape(f)
     weights = np.concatenate([fkw.reshape(-1), b]).astype(np.float32)
-    return PackedConv(geo, weights, table, geo.n * nch * ngroups, bool(relu), k, bool(residual), out_pad)
+    return PackedConv(geo, weights, table, geo.n * nch * ngroups, bool(relu), k, bool(residual), out_pad,
+                      res_pad if residual else (0, 0, 0, 0))
 
 
 def pad_input(x: np.ndarray, packed: PackedConv) -> np.ndarray:
@@ -316,7 +333,7 @@ class KernelLibrary:
             residual: np.ndarray | None = None) -> np.ndarray:
         """Runs every workgroup in turn on one thread; x_padded from pad_input. Returns [N, F, Ho, Wo] (the
         padded buffer, out_buffer_shape, for a conv packed with out_pad).
-        A conv packed with residual=True needs `residual` [N, F, Ho, Wo]."""
+        A conv packed with residual=True needs `residual` [N, F, Ho, Wo] (res_buffer_shape with res_pad)."""
         if x_padded.shape != packed.padded_in_shape or x_padded.dtype != np.float32:
             raise ConfigError(f"padded input must be float32 {packed.padded_in_shape}, got {x_padded.shape}")
         if packed.residual != (residual is not None):
@@ -325,7 +342,7 @@ class KernelLibrary:
         if out is None:
             out = np.empty(packed.out_buffer_shape, dtype=np.float32)
         res = (packed.weights if residual is None  # any buffer: the kernel does not read it
-               else np.ascontiguousarray(np.asarray(residual, dtype=np.float32).reshape(packed.out_shape)))
+               else np.ascontiguousarray(np.asarray(residual, dtype=np.float32).reshape(packed.res_buffer_shape)))
         self.call([x_padded, packed.weights, packed.table, res, out], packed.workgroups)
         return out
 
