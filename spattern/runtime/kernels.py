@@ -14,7 +14,7 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
-from spattern.errors import ToolUnavailableError, UnknownTargetError
+from spattern.errors import ConfigError, ToolUnavailableError, UnknownTargetError
 
 KERNEL_DIR = Path(__file__).resolve().parents[1] / "_kernels"
 SYMBOL = "spattern_pattern_conv"
@@ -77,7 +77,7 @@ def kernel_object(target: str = "host", kernel: str = "pattern_conv") -> KernelO
     """The built object of `kernel` (a KERNELS name) for a target; ToolUnavailableError (with the command to
     build it) when it is missing or older than the sources' ABI."""
     if kernel not in KERNELS:
-        raise UnknownTargetError(f"no microkernel named {kernel!r} (have {', '.join(KERNELS)})")
+        raise ConfigError(f"no microkernel named {kernel!r} (have {', '.join(KERNELS)})")
     isa = isa_for_target(target)
     path = KERNEL_DIR / f"{kernel}_{isa}.o"
     manifest = KERNEL_DIR / "manifest.json"
