@@ -189,9 +189,12 @@ def padded_source(value: ir.Value) -> tuple[ir.Value, tuple[int, int, int, int]]
     if producer is None or producer.name != "func.call" or PADDED_OUTPUT_ATTR not in producer.attributes:
         return None
     pads = tuple(ir.DenseI64ArrayAttr(producer.attributes[PADDED_OUTPUT_ATTR]))
-    if list(ir.DenseI64ArrayAttr(sliced.attributes["static_offsets"])) != [0, 0, pads[0], pads[2]] or any(
-            v != 1 for v in ir.DenseI64ArrayAttr(sliced.attributes["static_strides"])):
-        return None
+    n, f, h, w = (int(d) for d in ir.RankedTensorType(value.type).shape)
+    whole = [n, f, h + pads[0] + pads[1], w + pads[2] + pads[3]]
+    if (list(ir.DenseI64ArrayAttr(sliced.attributes["static_offsets"])) != [0, 0, pads[0], pads[2]]
+            or any(v != 1 for v in ir.DenseI64ArrayAttr(sliced.attributes["static_strides"]))
+            or [int(d) for d in ir.RankedTensorType(source.type).shape] != whole):
+        return None  # not the whole interior
     return source, pads
 
 
