@@ -27,14 +27,12 @@ LAYERS = [(64, 64, 56), (64, 256, 56), (256, 64, 56), (128, 512, 28), (512, 128,
           (1024, 256, 14), (512, 2048, 7), (2048, 512, 7), (1024, 2048, 7), (128, 256, 14), (256, 512, 7)]
 
 
-def _hex(a: np.ndarray) -> str:
-    return f'dense<"0x{a.astype("<f4").tobytes().hex().upper()}">'
-
-
 def matmul_module(w: np.ndarray, h: int) -> str:
     """conv-1x1-to-matmul's form of the conv: collapse, linalg.matmul in NCHW, expand."""
     from spattern.passes.conv_1x1_to_matmul import matmul_function_text
     from torch_mlir import ir
+
+    from spattern.runtime.microkernel_dispatch import dense_hex
 
     f, c = w.shape
     x_t, w_t, o_t = (f"tensor<1x{c}x{h}x{h}xf32>", f"tensor<{f}x{c}x1x1xf32>", f"tensor<1x{f}x{h}x{h}xf32>")
@@ -43,7 +41,7 @@ def matmul_module(w: np.ndarray, h: int) -> str:
     return fn + f"""
 func.func @main(%x: {x_t}) -> {o_t} {{
   %zero = arith.constant 0.0 : f32
-  %w = arith.constant {_hex(w.reshape(f, c, 1, 1))} : {w_t}
+  %w = arith.constant {dense_hex(w.reshape(f, c, 1, 1), "f32")}
   %e = tensor.empty() : {o_t}
   %z = linalg.fill ins(%zero : f32) outs(%e : {o_t}) -> {o_t}
   %y = func.call @conv1x1(%x, %w, %z) : ({x_t}, {w_t}, {o_t}) -> {o_t}
@@ -55,18 +53,17 @@ func.func @main(%x: {x_t}) -> {o_t} {{
 def kernel_module(w: np.ndarray, h: int) -> str:
     """The same conv as one call of the 1x1 kernel (what lower-1x1-to-microkernels emits)."""
     from spattern.runtime.conv1x1_abi import KERNEL, pack_conv1x1
-    from spattern.runtime.microkernel_dispatch import MicrokernelCall, declaration_text
+    from spattern.runtime.microkernel_dispatch import MicrokernelCall, declaration_text, dense_hex
 
     f, c = w.shape
     packed = pack_conv1x1(w, None, h, h)
     call = MicrokernelCall("spattern_mk_0", packed.in_shape, packed.weights.size, packed.table.size,
                            packed.out_shape, packed.workgroups, kernel=KERNEL)
     x_t, o_t = f"tensor<1x{c}x{h}x{h}xf32>", f"tensor<1x{f}x{h}x{h}xf32>"
-    table = f'dense<"0x{packed.table.astype("<i4").tobytes().hex().upper()}">'
     return declaration_text(call) + f"""
 func.func @main(%x: {x_t}) -> {o_t} {{
-  %w = arith.constant {_hex(packed.weights)} : tensor<{packed.weights.size}xf32>
-  %t = arith.constant {table} : tensor<{packed.table.size}xi32>
+  %w = arith.constant {dense_hex(packed.weights, "f32")}
+  %t = arith.constant {dense_hex(packed.table, "i32")}
   %y = func.call @spattern_mk_0(%x, %w, %t) : ({x_t}, tensor<{packed.weights.size}xf32>, \
 tensor<{packed.table.size}xi32>) -> {o_t}
   return %y : {o_t}

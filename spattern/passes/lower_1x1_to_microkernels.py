@@ -6,11 +6,11 @@ weight a constant and its init a per-filter constant: the conv's bias) and what 
 - the per-channel affine chain of an eval-mode BatchNorm, folded into the weights and bias (as import-patterns
   does for pattern convs);
 - a ReLU, a residual add, or a residual add then a ReLU (lower-to-microkernels' `find_epilogue`),
-into `func.call @spattern_mk_<n>(%x, %weights, %table[, %residual])` (when the result's only user is a pattern
-conv that lower-to-microkernels lowers, the call writes that conv's padded input, zeros included, as the pattern
-kernel's padded outputs do: marked `spattern.padded_output`, the conv reads it with no pad copy), where `%weights` (the weights packed in
+into `func.call @spattern_mk_<n>(%x, %weights, %table[, %residual])`, where `%weights` (the weights packed in
 blocks of 8 filters, then the bias) and `%table` (the header) are constants packed by
-`spattern.runtime.conv1x1_abi`, and the private declaration carries
+`spattern.runtime.conv1x1_abi`. When the result's only user is a pattern conv that lower-to-microkernels lowers,
+the call writes that conv's padded input, zeros included, as the pattern kernel's padded outputs do (marked
+`spattern.padded_output`: the conv reads it with no pad copy). The private declaration carries
 `spattern.microkernel = {workgroups = ..., kernel = "conv1x1"}`: `materialize_microkernels` gives it a custom
 dispatch of kernels/conv1x1.c, as for the pattern convs. The unused matmul function is erased.
 

@@ -268,8 +268,9 @@ class LowerToMicrokernels:
         last = epilogue.ops[-1] if epilogue.ops else op
         residual, res_pad = epilogue.residual, (0, 0, 0, 0)
         residual_slice = as_op(residual.owner) if residual is not None else None
-        if residual is not None and padded_source(residual) is not None:
-            residual, res_pad = padded_source(residual)  # read in place: no copy of the interior
+        found = padded_source(residual) if residual is not None else None
+        if found is not None:
+            residual, res_pad = found  # read in place: no copy of the interior
         packed = pack_conv(dense, global_ids, info.filter_kept(), bias, in_shape, stride=info.strides[0],
                            padding=info.padding[0], workgroups=self.workgroups,
                            reorder="kernel_order" in op.attributes, reuse_loads="tap_masks" in op.attributes,

@@ -20,7 +20,8 @@ ABI_MAGIC = 0x53504731  # "SPG1"
 BLOCK = 8  # SPG_BLOCK: filters per packed block
 HEADER_SIZE = 24  # SPG_H_SIZE
 H = {name: i for i, name in enumerate(
-    "MAGIC C F P BLOCK NBLOCKS BLOCKS_PER_GROUP NPANELS PANEL RELU RESIDUAL H W OUT_HP OUT_WP OUT_TOP OUT_LEFT".split())}
+    "MAGIC C F P BLOCK NBLOCKS BLOCKS_PER_GROUP NPANELS PANEL RELU RESIDUAL H W OUT_HP OUT_WP OUT_TOP "
+    "OUT_LEFT".split())}
 PANEL_ALIGN = 32  # positions: a multiple of every object's microtile (AVX-512: 2 x 16)
 PANEL_BYTES = 512 * 1024  # input bytes per panel: a quarter of this machine's 2 MiB L2 per core
 MIN_MACS_PER_WORKGROUP = 1 << 20

@@ -187,8 +187,9 @@ def materialize_microkernels(module_bytecode: bytes, target_triple_or_name: str 
         return buf.getvalue()
 
 
-def _dense_hex(a: np.ndarray, elt: str) -> str:
-    return f'dense<"0x{a.astype("<" + a.dtype.str[1:]).tobytes().hex().upper()}"> : tensor<{a.size}x{elt}>'
+def dense_hex(a: np.ndarray, elt: str) -> str:
+    """An MLIR dense attribute of `a` in hex, with its type: `dense<"0x..."> : tensor<...x elt>` (a's shape)."""
+    return f'dense<"0x{a.astype("<" + a.dtype.str[1:]).tobytes().hex().upper()}"> : {_tensor(a.shape, elt)}'
 
 
 def single_conv_module(packed: PackedConv, name: str = "spattern_mk_0", func: str = "main") -> str:
@@ -209,8 +210,8 @@ func.func @{func}(%x: {x_t}) -> {o_t} {{
   ^bb0(%i0: index, %i1: index, %i2: index, %i3: index):
     tensor.yield %zero : f32
   }} : {x_t} to {p_t}
-  %w = arith.constant {_dense_hex(packed.weights, "f32")}
-  %t = arith.constant {_dense_hex(packed.table, "i32")}
+  %w = arith.constant {dense_hex(packed.weights, "f32")}
+  %t = arith.constant {dense_hex(packed.table, "i32")}
   %y = func.call @{name}(%p, %w, %t) : ({p_t}, tensor<{call.w_len}xf32>, tensor<{call.t_len}xi32>) -> {o_t}
   return %y : {o_t}
 }}
