@@ -22,9 +22,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 # (C, F, H): ResNet-50's 1x1 convs at 224 (the stride-2 downsamples as the stride-1 convs of their subsampled
-# input that strided-1x1-to-slice makes), then ResNet-18's downsamples
+# input that strided-1x1-to-slice makes), then ResNet-18's downsamples, then ResNet-50's last stage at a 96x96
+# input (3x3 images: the kernel's layout 1, conv1x1_abi.filter_layout)
 LAYERS = [(64, 64, 56), (64, 256, 56), (256, 64, 56), (128, 512, 28), (512, 128, 28), (256, 1024, 14),
-          (1024, 256, 14), (512, 2048, 7), (2048, 512, 7), (1024, 2048, 7), (128, 256, 14), (256, 512, 7)]
+          (1024, 256, 14), (512, 2048, 7), (2048, 512, 7), (1024, 2048, 7), (128, 256, 14), (256, 512, 7),
+          (512, 2048, 3), (2048, 512, 3)]
 
 
 def matmul_module(w: np.ndarray, h: int) -> str:

@@ -4,11 +4,14 @@
  * with P = H * W positions. One call computes one workgroup: a group of filter blocks over a panel of positions.
  * Same five buffers as the pattern conv (each an MLIR memref<?xT> descriptor: base, aligned, offset, size, stride):
  *   in  f32 [C, P]        the input image
- *   w   f32 [FB*C*8 + F]  the weights packed per block of 8 filters, [FB][C][8] (filters past F are zeros),
- *                         then the bias of every filter (a BatchNorm folded in)
+ *   w   f32 [FB*C*B + F]  the weights packed per block of B filters, [FB][C][B] (filters past F are zeros),
+ *                         then the bias of every filter (a BatchNorm folded in); B = SPG_BLOCK (LAYOUT 0) or
+ *                         SPG_FBLOCK (LAYOUT 1)
  *   tab i32 [SPG_H_SIZE]  the header below
  *   res f32 [F, P]        the residual, added before the ReLU when SPG_H_RESIDUAL is set (else not read)
  *   out f32 [F, P]        or [F, OUT_HP, OUT_WP] for a padded output (header)
+ * LAYOUT 0 vectorizes over positions (microtiles of 8 filters x vectors of positions), LAYOUT 1 over filters
+ * (microtiles of 32 filters x a few positions, for small images whose positions do not fill whole vectors).
  * Workgroup id = group * npanels + panel: filter blocks [group * blocks_per_group, +blocks_per_group) over
  * positions [panel * panel_len, +panel_len) (the last panel: to P). A padded output's zeros are written by the
  * workgroups whose panel holds the first (top rows, left column) or last (right column, bottom rows) position
@@ -17,8 +20,11 @@
 #ifndef SPATTERN_CONV1X1_H
 #define SPATTERN_CONV1X1_H
 
-#define SPG_ABI_MAGIC 0x53504731 /* "SPG1" */
-#define SPG_BLOCK 8              /* filters per block: the weights' packing */
+#define SPG_ABI_MAGIC 0x53504732 /* "SPG2" */
+#define SPG_BLOCK 8              /* filters per block: the weights' packing, LAYOUT 0 */
+#ifndef SPG_FBLOCK
+#define SPG_FBLOCK 32 /* filters per block, LAYOUT 1 */
+#endif
 
 enum {
   SPG_H_MAGIC = 0,
@@ -38,6 +44,7 @@ enum {
   SPG_H_OUT_WP, /* OUT_LEFT) and zeros around them: the next pattern conv's padded input, written in place */
   SPG_H_OUT_TOP, /* of a pad */
   SPG_H_OUT_LEFT,
+  SPG_H_LAYOUT, /* 0: vectors over positions; 1: vectors over filters */
   SPG_H_SIZE = 24
 };
 

@@ -11,14 +11,16 @@ import pytest
 
 from spattern.errors import ConfigError
 from spattern.runtime import kernels
-from spattern.runtime.conv1x1_abi import BLOCK, H, pack_conv1x1, reference, run_conv1x1, split_work
+from spattern.runtime.conv1x1_abi import (BLOCK, FBLOCK, H, MIN_FILTER_PANEL, filter_layout, pack_conv1x1,
+                                          reference, run_conv1x1, split_work, split_work_filters)
 from spattern.runtime.microkernel_abi import DEFAULT_WORKGROUPS, consumer_pads
 from conftest import require_microkernels
 from test_microkernels import _QEMU_HARNESS, _c_array
 
 CASES = [  # c, f, h, w, relu, residual
     (3, 5, 2, 3, True, True),  # fewer positions than a vector: scalars
-    (16, 13, 7, 7, False, True),  # 49 positions: the last microtile overlaps; a partial filter block
+    (16, 13, 7, 7, False, True),  # 49 positions: the last microtile overlaps (layout 0); a partial filter block
+    (40, 70, 14, 14, True, True),  # layout 1: 3 blocks of 32 filters (the last partial), 28 microtiles of 7
     (64, 256, 56, 56, True, False),  # two panels
     (256, 64, 14, 14, False, False),  # few filter blocks: positions cut into panels of 64
     (1024, 40, 9, 9, True, True),  # a microtile's input larger than L1: blocks outer
@@ -27,24 +29,30 @@ CASES = [  # c, f, h, w, relu, residual
 ]
 
 
+@pytest.mark.parametrize("layout", [0, 1])
 @pytest.mark.parametrize("padded", [False, True])
 @pytest.mark.parametrize("isa", ["avx512", "avx2"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "c{}f{}_{}x{}_relu{}_res{}".format(*c))
-def test_kernel_matches_numpy(monkeypatch, isa, case, padded):
+def test_kernel_matches_numpy(monkeypatch, isa, case, padded, layout):
     """relu?(W x + bias (+ residual)); padded: written as a stride-1 pattern conv's padded input (the zeros
-    around it included: every element of the buffer written)."""
+    around it included: every element of the buffer written). Both layouts (vectors over positions, over
+    filters) on every case they apply to."""
     require_microkernels("x86_64")
     if isa == "avx512" and not kernels.host_has_avx512():
         pytest.skip("this CPU has no AVX-512")
     monkeypatch.setenv(kernels.ISA_ENV, isa)
     c, f, h, w, relu, residual = case
+    if layout == 1 and h * w < MIN_FILTER_PANEL:
+        pytest.skip("layout 1 needs a microtile's positions")
     rng = np.random.default_rng(c * 1000 + f)
     weight = rng.standard_normal((f, c, 1, 1)).astype(np.float32)
     bias = rng.standard_normal(f).astype(np.float32)
     x = rng.standard_normal((1, c, h, w)).astype(np.float32)
     res = rng.standard_normal((1, f, h, w)).astype(np.float32) if residual else None
     pads = consumer_pads(1, f, h, w, 1, 1) if padded else (0, 0, 0, 0)
-    packed = pack_conv1x1(weight, bias, h, w, relu=relu, residual=residual, out_pad=pads)
+    packed = pack_conv1x1(weight, bias, h, w, relu=relu, residual=residual, out_pad=pads, layout=layout,
+                          workgroups=5)  # an odd count: a last group or panel that is partial
+    assert packed.table[H["LAYOUT"]] == layout
     y = run_conv1x1(packed, x, target="x86_64", residual=res)
     ref = reference(weight, bias, x) + (res if residual else 0)
     ref = np.maximum(ref, 0) if relu else ref
@@ -63,8 +71,28 @@ def test_work_split_covers_every_output(c, f, p):
     assert npanels * panel <= p or npanels == 1  # the last panel takes the rest: never empty
     assert p - (npanels - 1) * panel < 2 * panel or npanels == 1  # nor more than about twice the others
     assert panel % 32 == 0 or panel == p  # microtiles of every ISA tile a panel
-    packed = pack_conv1x1(np.ones((f, c), np.float32), None, 1, p, workgroups=32)
+    packed = pack_conv1x1(np.ones((f, c), np.float32), None, 1, p, workgroups=32, layout=0)
     assert packed.workgroups == groups * npanels and packed.table[H["PANEL"]] == panel
+
+
+@pytest.mark.parametrize("f, p, workgroups", [(2048, 49, 32), (512, 49, 32), (40, 196, 32), (64, 81, 5), (32, 8, 8)])
+def test_filter_layout_work_split_covers_every_output(f, p, workgroups):
+    bpg, groups, panel, npanels = split_work_filters(f, p, workgroups)
+    nblocks = -(-f // FBLOCK)
+    assert groups * bpg >= nblocks > (groups - 1) * bpg
+    assert panel >= MIN_FILTER_PANEL and (npanels == 1 or (panel * npanels <= p and panel % 14 == 0))
+    assert groups * npanels <= 2 * workgroups
+
+
+def test_layout_follows_image_size():
+    """7x7 images (49 positions in 64 lanes) vectorize over filters; large ones over positions; layout 1 is
+    refused where a microtile has no room."""
+    assert filter_layout(512, 49) and not filter_layout(512, 56 * 56) and not filter_layout(512, 4)
+    assert filter_layout(64, 9) and not filter_layout(64, 49)  # few channels: only where layout 0 is scalar
+    assert pack_conv1x1(np.ones((64, 512), np.float32), None, 7, 7).table[H["LAYOUT"]] == 1
+    assert pack_conv1x1(np.ones((64, 64), np.float32), None, 56, 56).table[H["LAYOUT"]] == 0
+    with pytest.raises(ConfigError, match="layout"):
+        pack_conv1x1(np.ones((8, 8), np.float32), None, 2, 2, layout=1)
 
 
 def test_small_convs_get_fewer_workgroups():
@@ -79,10 +107,11 @@ def test_bad_weight_rejected():
         pack_conv1x1(np.ones((4, 3, 3, 3), np.float32), None, 5, 5)
 
 
-@pytest.mark.parametrize("c, f, h, w", [(70, 21, 7, 7), (9, 300, 12, 13)])
-def test_neon_object_matches_numpy_under_qemu(tmp_path, c, f, h, w):
+@pytest.mark.parametrize("c, f, h, w, layout", [(70, 21, 7, 7, 0), (9, 300, 12, 13, 0), (70, 45, 7, 7, 1),
+                                                (9, 300, 12, 13, 1)])
+def test_neon_object_matches_numpy_under_qemu(tmp_path, c, f, h, w, layout):
     """The aarch64 object run under qemu-aarch64 from the pattern conv's libc-free harness (residual + ReLU; the
-    second case writes a stride-2 pattern conv's padded input)."""
+    f = 300 cases write a stride-2 pattern conv's padded input), in both layouts."""
     qemu = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
     if qemu is None or shutil.which("clang") is None:
         pytest.skip("needs qemu-aarch64 and clang")
@@ -96,7 +125,7 @@ def test_neon_object_matches_numpy_under_qemu(tmp_path, c, f, h, w):
     x = rng.standard_normal((1, c, h, w)).astype(np.float32)
     res = rng.standard_normal((1, f, h, w)).astype(np.float32)
     pads = consumer_pads(1, f, h, w, 2, 1) if f > 256 else (0, 0, 0, 0)  # the second: a padded output
-    packed = pack_conv1x1(weight, bias, h, w, relu=True, residual=True, out_pad=pads)
+    packed = pack_conv1x1(weight, bias, h, w, relu=True, residual=True, out_pad=pads, layout=layout)
     ref = np.pad(np.maximum(reference(weight, bias, x) + res, 0), ((0, 0), (0, 0), pads[:2], pads[2:]))
     tol = 1e-5 * max(1.0, float(np.abs(ref).max()))
     (tmp_path / "case.h").write_text(

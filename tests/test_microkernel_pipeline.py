@@ -135,12 +135,15 @@ class Bottleneck(nn.Module):
         return torch.relu(self.expand(y) + self.down(x))
 
 
-@pytest.mark.parametrize("batch, rewritten, skipped", [(1, 3, 0), (2, 0, 2)])
-def test_1x1_convs_next_to_pattern_convs_run_as_nchw_matmuls(batch, rewritten, skipped):
+@pytest.mark.parametrize("batch, size, rewritten, skipped, filter_layout",
+                         [(1, (42, 38), 3, 0, 0), (1, (20, 20), 3, 0, 2), (2, (42, 38), 0, 2, 0)])
+def test_1x1_convs_next_to_pattern_convs_run_as_nchw_matmuls(batch, size, rewritten, skipped, filter_layout):
+    """At 20x20 the expand and downsample convs run over a 3x3 image: the 1x1 kernel's layout 1 (vectors over
+    filters; layout 0 would fall back to scalars)."""
     require_microkernels("host")
     model = _with_bn_statistics(Bottleneck, "bn")
     pruned, plan = random_plan_for(model, filter_block=1, connectivity=0.0, seed=3)
-    x = torch.randn(batch, 3, 42, 38)
+    x = torch.randn(batch, 3, *size)
     compiled = spattern.compile(pruned, x, target="host", plan=plan, lowering="microkernels")
     assert compiled.info["pass_stats"]["conv-1x1-to-matmul"] == {"rewritten": rewritten, "skipped": skipped}
     # the matmuls then run in the 1x1 kernel: reduce with its BatchNorm and ReLU, writing the pattern conv's
@@ -148,5 +151,6 @@ def test_1x1_convs_next_to_pattern_convs_run_as_nchw_matmuls(batch, rewritten, s
     # that residual)
     expect = {"convs": 3, "skipped": 0, "fused_relu": 2, "fused_residual": 1, "padded_outputs": 1} if batch == 1 \
         else {"convs": 0, "skipped": 0, "fused_relu": 0, "fused_residual": 0, "padded_outputs": 0}
+    expect["filter_layout"] = filter_layout
     assert compiled.info["pass_stats"]["lower-1x1-to-microkernels"] == expect
     assert_close_to_torch(compiled.run(x.numpy())[0], pruned(x).detach().numpy())

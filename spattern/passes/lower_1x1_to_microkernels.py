@@ -33,7 +33,7 @@ import numpy as np
 from torch_mlir import ir
 
 from ..dialect import constants
-from ..runtime.conv1x1_abi import KERNEL, pack_conv1x1
+from ..runtime.conv1x1_abi import H, KERNEL, pack_conv1x1
 from ..runtime.microkernel_dispatch import CALLEE_PREFIX, MicrokernelCall, declaration_text
 from .base import (PassContext, add_functions, dense_constant, erase_dead, fresh_symbol, module_symbols, ops_named,
                    tensor_type, users)
@@ -57,16 +57,18 @@ class Lower1x1ToMicrokernels:
 
     def run(self, module: ir.Module, ctx: PassContext) -> None:
         taken = module_symbols(module)
-        stats = {"convs": 0, "skipped": 0, "fused_relu": 0, "fused_residual": 0, "padded_outputs": 0}
+        stats = {"convs": 0, "skipped": 0, "fused_relu": 0, "fused_residual": 0, "padded_outputs": 0,
+                 "filter_layout": 0}
         with module.context, ir.Location.unknown():
             for call in _matmul_calls(module):
                 lowered = self._lower_one(module, call, taken)
                 if lowered is None:
                     stats["skipped"] += 1
                     continue
-                epilogue, padded = lowered
+                epilogue, padded, layout = lowered
                 stats["convs"] += 1
                 stats["padded_outputs"] += padded
+                stats["filter_layout"] += layout
                 stats["fused_relu"] += epilogue.relu
                 stats["fused_residual"] += epilogue.residual is not None
             used = {ir.FlatSymbolRefAttr(op.attributes["callee"]).value for op in ops_named(module, "func.call")}
@@ -78,8 +80,9 @@ class Lower1x1ToMicrokernels:
         ctx.stats[self.name] = stats
 
     def _lower_one(self, module: ir.Module, call: ir.Operation,
-                   taken: set[str]) -> tuple[Epilogue, bool] | None:
-        """(the fused epilogue, whether the output is a pattern conv's padded input), or None: left to IREE."""
+                   taken: set[str]) -> tuple[Epilogue, bool, int] | None:
+        """(the fused epilogue, whether the output is a pattern conv's padded input, the kernel's layout), or
+        None: left to IREE."""
         x, w_value = call.operands[0], call.operands[1]
         weight = constants.try_constant_array(w_value)
         _, c, h, w = (int(d) for d in ir.RankedTensorType(x.type).shape)
@@ -115,7 +118,7 @@ class Lower1x1ToMicrokernels:
         for dead in reversed(_chain(call, last) + epilogue.ops):
             dead.erase()
         call.erase()
-        return epilogue, any(packed.out_pad)
+        return epilogue, any(packed.out_pad), int(packed.table[H["LAYOUT"]])
 
 
 def _chain(call: ir.Operation, last: ir.Operation) -> list[ir.Operation]:

@@ -2,9 +2,13 @@
 through ctypes. Mirrors kernels/conv1x1.h exactly (header slots, weight packing); `lower-1x1-to-microkernels`
 emits what this packs as constants, and tests feed the C kernel directly.
 
-Work split (split_work): one workgroup is a group of 8-filter blocks over a panel of positions; a layer has about
-`workgroups` of them (enough for 2-8 threads), positions split first, and a panel holds at most PANEL_BYTES of
-input (C x panel floats).
+Two layouts (conv1x1.h's LAYOUT): 0 vectorizes over positions (blocks of 8 filters x vectors of positions), 1 over
+filters (blocks of 32 filters x a few positions), for small images whose positions leave vector lanes empty
+(filter_layout).
+
+Work split (split_work, split_work_filters): one workgroup is a group of filter blocks over a panel of positions;
+a layer has about `workgroups` of them (enough for 2-8 threads). Layout 0 splits positions first, and a panel
+holds at most PANEL_BYTES of input (C x panel floats); layout 1 splits filters first.
 """
 
 from __future__ import annotations
@@ -16,14 +20,19 @@ import numpy as np
 from spattern.errors import ConfigError
 from spattern.runtime.microkernel_abi import DEFAULT_WORKGROUPS, KernelLibrary
 
-ABI_MAGIC = 0x53504731  # "SPG1"
-BLOCK = 8  # SPG_BLOCK: filters per packed block
+ABI_MAGIC = 0x53504732  # "SPG2"
+BLOCK = 8  # SPG_BLOCK: filters per packed block, layout 0
+FBLOCK = 32  # SPG_FBLOCK: filters per packed block, layout 1
 HEADER_SIZE = 24  # SPG_H_SIZE
 H = {name: i for i, name in enumerate(
     "MAGIC C F P BLOCK NBLOCKS BLOCKS_PER_GROUP NPANELS PANEL RELU RESIDUAL H W OUT_HP OUT_WP OUT_TOP "
-    "OUT_LEFT".split())}
+    "OUT_LEFT LAYOUT".split())}
 PANEL_ALIGN = 32  # positions: a multiple of every object's microtile (AVX-512: 2 x 16)
 PANEL_BYTES = 512 * 1024  # input bytes per panel: a quarter of this machine's 2 MiB L2 per core
+FILTER_PANEL_ALIGN = 14  # positions: a multiple of every object's layout-1 microtile (AVX-512: 7, else 2)
+MIN_FILTER_PANEL = 8  # positions: at least every object's layout-1 microtile
+FILTER_LAYOUT_WASTE = 0.2  # layout 1 where layout 0 would leave more than this share of lanes empty
+FILTER_LAYOUT_MIN_C = 256  # ... over at least this many channels (filter_layout)
 MIN_MACS_PER_WORKGROUP = 1 << 20
 KERNEL = "conv1x1"
 
@@ -36,7 +45,7 @@ class PackedConv1x1:
     f: int
     h: int
     w: int
-    weights: np.ndarray  # f32 [nblocks * C * 8 + F]: packed [nblocks][C][8], then the bias
+    weights: np.ndarray  # f32 [nblocks * C * block + F]: packed [nblocks][C][block] (8 or 32: the layout), then bias
     table: np.ndarray  # i32 [HEADER_SIZE]
     workgroups: int
     relu: bool
@@ -74,6 +83,37 @@ def split_work(c: int, f: int, p: int, workgroups: int = DEFAULT_WORKGROUPS,
     return bpg, -(-nblocks // bpg), min(panel, p), npanels
 
 
+def split_work_filters(f: int, p: int, workgroups: int = DEFAULT_WORKGROUPS) -> tuple[int, int, int, int]:
+    """split_work for layout 1: filter blocks are split first (a small image's input is read by every group
+    anyway, and it fits L2); positions too only when there are fewer blocks than workgroups."""
+    nblocks = -(-f // FBLOCK)
+    groups = min(nblocks, workgroups)
+    bpg = -(-nblocks // groups)
+    groups = -(-nblocks // bpg)
+    npanels = max(1, min(round(workgroups / groups), p // (2 * FILTER_PANEL_ALIGN)))
+    panel = p if npanels == 1 else p // npanels // FILTER_PANEL_ALIGN * FILTER_PANEL_ALIGN
+    return bpg, groups, panel, npanels
+
+
+def position_lanes(p: int) -> int:
+    """Positions layout 0 computes for an image of p (>= 16) on AVX-512 (conv1x1.c's spg_microtiles): microtiles
+    of 32, a remainder of up to 16 in one vector, a larger one in a whole microtile moved back (overlapping)."""
+    rem = p % 32
+    return p - rem + (0 if rem == 0 else 16 if rem <= 16 else 32)
+
+
+def filter_layout(c: int, p: int) -> bool:
+    """Whether a C-channel conv over p positions uses layout 1 (vectors over filters): when layout 0 would fall
+    back to scalars (fewer positions than a vector), or waste more than FILTER_LAYOUT_WASTE of its lanes (7x7: 49
+    positions in 64) over at least FILTER_LAYOUT_MIN_C channels. Measured one core, AVX-512: layout 1 is
+    1.06-1.09x layout 0 on ResNet-50's 7x7 convs and 1.2-1.3x with fewer filters (weights in L2), but its
+    microtile is slower where neither wastes lanes (0.63-0.82x at 14x14 and 28x28), and with few channels its
+    transposing write-out dominates (0.8-0.9x at 64-128 channels)."""
+    if p < MIN_FILTER_PANEL:
+        return False
+    return p < 16 or (c >= FILTER_LAYOUT_MIN_C and p < (1 - FILTER_LAYOUT_WASTE) * position_lanes(p))
+
+
 def default_workgroups(macs: int) -> int:
     """About DEFAULT_WORKGROUPS, fewer for small convs: a workgroup does at least MIN_MACS_PER_WORKGROUP
     (a few tens of microseconds), since each costs IREE a few microseconds to schedule (ResNet-18's 256->512
@@ -84,10 +124,10 @@ def default_workgroups(macs: int) -> int:
 
 def pack_conv1x1(weight: np.ndarray, bias: np.ndarray | None, h: int, w: int, *, relu: bool = False,
                  residual: bool = False, workgroups: int | None = None,
-                 out_pad: tuple[int, int, int, int] = (0, 0, 0, 0)) -> PackedConv1x1:
+                 out_pad: tuple[int, int, int, int] = (0, 0, 0, 0), layout: int | None = None) -> PackedConv1x1:
     """weight [F, C] or [F, C, 1, 1], bias [F] or None; h x w the image the conv runs over; out_pad: write the
     output with these zeros around it (microkernel_abi.consumer_pads of the pattern conv reading it);
-    workgroups: about how many (None: default_workgroups)."""
+    workgroups: about how many (None: default_workgroups); layout: 0 or 1 (None: filter_layout decides)."""
     wt = np.asarray(weight, dtype=np.float32)
     if wt.ndim == 4:
         if wt.shape[2:] != (1, 1):
@@ -96,16 +136,24 @@ def pack_conv1x1(weight: np.ndarray, bias: np.ndarray | None, h: int, w: int, *,
     if wt.ndim != 2 or h < 1 or w < 1:
         raise ConfigError(f"pack_conv1x1: need a [F, C] weight and a positive image size, got {wt.shape}, {h}x{w}")
     f, c = wt.shape
-    nblocks = -(-f // BLOCK)
-    padded = np.zeros((nblocks * BLOCK, c), dtype=np.float32)
+    p = h * w
+    if layout is None:
+        layout = int(filter_layout(c, p))
+    if layout not in (0, 1) or (layout == 1 and p < MIN_FILTER_PANEL):
+        raise ConfigError(f"pack_conv1x1: layout must be 0, or 1 for images of >= {MIN_FILTER_PANEL} positions; "
+                          f"got {layout} for {h}x{w}")
+    block = FBLOCK if layout else BLOCK
+    nblocks = -(-f // block)
+    padded = np.zeros((nblocks * block, c), dtype=np.float32)
     padded[:f] = wt
-    packed = padded.reshape(nblocks, BLOCK, c).transpose(0, 2, 1)  # [nblocks][C][8]
+    packed = padded.reshape(nblocks, block, c).transpose(0, 2, 1)  # [nblocks][C][block]
     b = np.zeros(f, dtype=np.float32) if bias is None else np.asarray(bias, dtype=np.float32).reshape(f)
-    bpg, groups, panel, npanels = split_work(c, f, h * w, workgroups or default_workgroups(c * f * h * w))
+    wgs = workgroups or default_workgroups(c * f * p)
+    bpg, groups, panel, npanels = split_work_filters(f, p, wgs) if layout else split_work(c, f, p, wgs)
     table = np.zeros(HEADER_SIZE, dtype=np.int32)
-    for key, value in {"MAGIC": ABI_MAGIC, "C": c, "F": f, "P": h * w, "BLOCK": BLOCK, "NBLOCKS": nblocks,
+    for key, value in {"MAGIC": ABI_MAGIC, "C": c, "F": f, "P": p, "BLOCK": block, "NBLOCKS": nblocks,
                        "BLOCKS_PER_GROUP": bpg, "NPANELS": npanels, "PANEL": panel, "RELU": int(relu),
-                       "RESIDUAL": int(residual), "H": h, "W": w}.items():
+                       "RESIDUAL": int(residual), "H": h, "W": w, "LAYOUT": layout}.items():
         table[H[key]] = value
     top, bottom, left, right = (int(v) for v in out_pad)
     if any(out_pad):
