@@ -121,7 +121,8 @@ typedef struct {
                                     around them (the next conv's padding) are written too */
   const float *w;
   const float *bias;
-  const int32_t *fidx, *run_start, *run_pid, *run_k, *chunk_fil, *chunk_nf;
+  const uint8_t *fidx;
+  const int32_t *run_start, *run_pid, *run_k, *chunk_fil, *chunk_nf;
 } spk_layer;
 
 /* Accumulate one chunk's kernels on channel c into acc[f_local * SPK_TILE + pos], given the 9 tap rows. */
@@ -136,7 +137,7 @@ static inline __attribute__((always_inline)) void spk_channel(const spk_layer *L
   const int i = chunk * L->C + c;
   const int r0 = L->run_start[i], r1 = L->run_start[i + 1];
   if (r0 == r1) return;
-  const int32_t *restrict fidx = L->fidx;
+  const uint8_t *restrict fidx = L->fidx;
   const float *restrict w = L->w;
   /* NV vectors per pass (a constant at each call: VPS, or VPS/2 for a tile's short tail), passes up to len. */
   for (int s = 0; s < len; s += NV * VW) {
@@ -409,7 +410,7 @@ SPK_EXPORT void spattern_pattern_conv(const float *in_b, const float *in_a, size
   L.tpg = h[SPK_H_TILES_PER_GROUP];
   L.w = w_a + w_o;
   L.bias = L.w + 4 * (size_t)h[SPK_H_K];
-  L.fidx = h + h[SPK_H_OFF_FIDX];
+  L.fidx = (const uint8_t *)(h + h[SPK_H_OFF_FIDX]);
   L.run_start = h + h[SPK_H_OFF_RUN_START];
   L.run_pid = h + h[SPK_H_OFF_RUN_PID];
   L.run_k = h + h[SPK_H_OFF_RUN_K];

@@ -11,7 +11,8 @@
  *                           not read); or [N, F, RES_HP, RES_WP], a padded residual (header)
  *   out f32 [N, F, Ho, Wo]  or [N, F, OUT_HP, OUT_WP] for a padded output (header)
  * Tables (offsets into tab, from the header):
- *   fidx[K]            chunk-local filter index (0..SPK_CHUNK-1) of each kernel
+ *   fidx[K]            chunk-local filter index (0..SPK_CHUNK-1) of each kernel, one byte each (4 per table
+ *                      word, in memory order): a quarter of the bytes of an i32 index next to 16 bytes of weights
  *   run_start[nch*C+1] runs of (chunk, channel) i: run_start[i] .. run_start[i+1]-1
  *   run_pid[R]         global pattern id of a run (all its kernels share it)
  *   run_k[R+1]         kernels of run r: run_k[r] .. run_k[r+1]-1
@@ -20,7 +21,7 @@
 #ifndef SPATTERN_PATTERN_CONV_H
 #define SPATTERN_PATTERN_CONV_H
 
-#define SPK_ABI_MAGIC 0x53504b32 /* "SPK2" */
+#define SPK_ABI_MAGIC 0x53504b33 /* "SPK3" */
 #define SPK_TILE 96              /* output positions per tile (stride 1: flattened padded width; stride 2:
                                     flattened output) */
 #define SPK_CHUNK 128            /* filters per chunk, at most (the packer uses 64 or 128: microkernel_abi.py

@@ -31,7 +31,7 @@ import numpy as np
 from spattern.errors import CompileError, ConfigError, PlanError, ToolUnavailableError
 from spattern.patterns import CANDIDATES
 
-ABI_MAGIC = 0x53504B32
+ABI_MAGIC = 0x53504B33  # "SPK3"
 TILE = 96  # SPK_TILE
 CHUNK = 128  # SPK_CHUNK: the most filters per chunk (the kernel's accumulator buffer and chunk_fil stride)
 SMALL_CHUNK = 64  # chunk size for layers with fewer filters or too few workgroups (chunk_size)
@@ -249,7 +249,7 @@ def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bia
     tpg = math.ceil(ntiles / ngroups)
     ngroups = math.ceil(ntiles / tpg)
 
-    parts = [local_of[ff].astype(np.int32), run_start, run_pid, run_k, chunk_fil.reshape(-1), chunk_nf]
+    parts = [_as_words(local_of[ff].astype(np.uint8)), run_start, run_pid, run_k, chunk_fil.reshape(-1), chunk_nf]
     header = np.zeros(HEADER_SIZE, dtype=np.int32)
     offsets, pos = [], HEADER_SIZE
     for part in parts:
@@ -277,6 +277,11 @@ def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bia
     weights = np.concatenate([fkw.reshape(-1), b]).astype(np.float32)
     return PackedConv(geo, weights, table, geo.n * nch * ngroups, bool(relu), k, bool(residual), out_pad,
                       res_pad if residual else (0, 0, 0, 0))
+
+
+def _as_words(b: np.ndarray) -> np.ndarray:
+    """Bytes packed 4 per int32 table word, in memory order (the kernel reads them through a byte pointer)."""
+    return np.concatenate([b, np.zeros(-len(b) % 4, dtype=np.uint8)]).view(np.int32)
 
 
 def pad_input(x: np.ndarray, packed: PackedConv) -> np.ndarray:
