@@ -33,7 +33,7 @@ import numpy as np
 from torch_mlir import ir
 
 from ..dialect import constants
-from ..runtime.conv1x1_abi import H, KERNEL, pack_conv1x1
+from ..runtime.conv1x1_abi import KERNEL, pack_conv1x1
 from ..runtime.microkernel_dispatch import CALLEE_PREFIX, MicrokernelCall, declaration_text
 from .base import (PassContext, add_functions, dense_constant, erase_dead, fresh_symbol, module_symbols, ops_named,
                    tensor_type, users)
@@ -118,7 +118,7 @@ class Lower1x1ToMicrokernels:
         for dead in reversed(_chain(call, last) + epilogue.ops):
             dead.erase()
         call.erase()
-        return epilogue, any(packed.out_pad), int(packed.table[H["LAYOUT"]])
+        return epilogue, any(packed.out_pad), packed.layout
 
 
 def _chain(call: ir.Operation, last: ir.Operation) -> list[ir.Operation]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spattern.errors import ConfigError
-from spattern.runtime.microkernel_abi import DEFAULT_WORKGROUPS, KernelLibrary
+from spattern.runtime.microkernel_abi import DEFAULT_WORKGROUPS, KernelLibrary, padded_plane_slots, padded_shape
 
 ABI_MAGIC = 0x53504732  # "SPG2"
 BLOCK = 8  # SPG_BLOCK: filters per packed block, layout 0
@@ -63,8 +63,12 @@ class PackedConv1x1:
     @property
     def out_buffer_shape(self) -> tuple[int, int, int, int]:
         """The buffer the kernel writes: out_shape, or with out_pad the next pattern conv's padded input."""
-        top, bottom, left, right = self.out_pad
-        return (1, self.f, self.h + top + bottom, self.w + left + right)
+        return padded_shape(self.out_shape, self.out_pad)
+
+    @property
+    def layout(self) -> int:
+        """0: vectors over positions, 1: over filters (filter_layout)."""
+        return int(self.table[H["LAYOUT"]])
 
 
 def split_work(c: int, f: int, p: int, workgroups: int = DEFAULT_WORKGROUPS,
@@ -98,8 +102,9 @@ def split_work_filters(f: int, p: int, workgroups: int = DEFAULT_WORKGROUPS) -> 
 def position_lanes(p: int) -> int:
     """Positions layout 0 computes for an image of p (>= 16) on AVX-512 (conv1x1.c's spg_microtiles): microtiles
     of 32, a remainder of up to 16 in one vector, a larger one in a whole microtile moved back (overlapping)."""
-    rem = p % 32
-    return p - rem + (0 if rem == 0 else 16 if rem <= 16 else 32)
+    vector = PANEL_ALIGN // 2
+    rem = p % PANEL_ALIGN
+    return p - rem + (0 if rem == 0 else vector if rem <= vector else PANEL_ALIGN)
 
 
 def filter_layout(c: int, p: int) -> bool:
@@ -111,7 +116,7 @@ def filter_layout(c: int, p: int) -> bool:
     transposing write-out dominates (0.8-0.9x at 64-128 channels)."""
     if p < MIN_FILTER_PANEL:
         return False
-    return p < 16 or (c >= FILTER_LAYOUT_MIN_C and p < (1 - FILTER_LAYOUT_WASTE) * position_lanes(p))
+    return p < PANEL_ALIGN // 2 or (c >= FILTER_LAYOUT_MIN_C and p < (1 - FILTER_LAYOUT_WASTE) * position_lanes(p))
 
 
 def default_workgroups(macs: int) -> int:
@@ -150,18 +155,15 @@ def pack_conv1x1(weight: np.ndarray, bias: np.ndarray | None, h: int, w: int, *,
     b = np.zeros(f, dtype=np.float32) if bias is None else np.asarray(bias, dtype=np.float32).reshape(f)
     wgs = workgroups or default_workgroups(c * f * p)
     bpg, groups, panel, npanels = split_work_filters(f, p, wgs) if layout else split_work(c, f, p, wgs)
+    out_pad = tuple(int(v) for v in out_pad)
     table = np.zeros(HEADER_SIZE, dtype=np.int32)
     for key, value in {"MAGIC": ABI_MAGIC, "C": c, "F": f, "P": p, "BLOCK": block, "NBLOCKS": nblocks,
                        "BLOCKS_PER_GROUP": bpg, "NPANELS": npanels, "PANEL": panel, "RELU": int(relu),
-                       "RESIDUAL": int(residual), "H": h, "W": w, "LAYOUT": layout}.items():
+                       "RESIDUAL": int(residual), "H": h, "W": w, "LAYOUT": layout,
+                       **padded_plane_slots("OUT", h, w, out_pad)}.items():
         table[H[key]] = value
-    top, bottom, left, right = (int(v) for v in out_pad)
-    if any(out_pad):
-        table[H["OUT_HP"]], table[H["OUT_WP"]] = h + top + bottom, w + left + right
-        table[H["OUT_TOP"]], table[H["OUT_LEFT"]] = top, left
     weights = np.concatenate([packed.reshape(-1), b]).astype(np.float32)
-    return PackedConv1x1(c, f, h, w, weights, table, groups * npanels, bool(relu), bool(residual),
-                         (top, bottom, left, right))
+    return PackedConv1x1(c, f, h, w, weights, table, groups * npanels, bool(relu), bool(residual), out_pad)
 
 
 def reference(packed_weight: np.ndarray, bias: np.ndarray | None, x: np.ndarray) -> np.ndarray:

@@ -121,16 +121,12 @@ class PackedConv:
     @property
     def out_buffer_shape(self) -> tuple[int, int, int, int]:
         """The output buffer the kernel writes: out_shape, or with out_pad the next conv's padded input."""
-        top, bottom, left, right = self.out_pad
-        g = self.geometry
-        return g.n, g.f, g.ho + top + bottom, g.wo + left + right
+        return padded_shape(self.out_shape, self.out_pad)
 
     @property
     def res_buffer_shape(self) -> tuple[int, int, int, int]:
         """The residual buffer the kernel reads: out_shape, or with res_pad another conv's padded output."""
-        top, bottom, left, right = self.res_pad
-        g = self.geometry
-        return g.n, g.f, g.ho + top + bottom, g.wo + left + right
+        return padded_shape(self.out_shape, self.res_pad)
 
     @property
     def padded_in_shape(self) -> tuple[int, int, int, int]:
@@ -262,14 +258,9 @@ def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bia
         "OFF_RUN_PID": offsets[2], "OFF_RUN_K": offsets[3], "OFF_CHUNK_FIL": offsets[4],
         "OFF_CHUNK_NF": offsets[5], "TILE": TILE, "CHUNK": CHUNK, "RESIDUAL": int(residual),
     }
-    if any(out_pad):
-        top, bottom, left, right = out_pad
-        values.update({"OUT_HP": geo.ho + top + bottom, "OUT_WP": geo.wo + left + right, "OUT_TOP": top,
-                       "OUT_LEFT": left})
-    if any(res_pad) and residual:
-        top, bottom, left, right = res_pad
-        values.update({"RES_HP": geo.ho + top + bottom, "RES_WP": geo.wo + left + right, "RES_TOP": top,
-                       "RES_LEFT": left})
+    values.update(padded_plane_slots("OUT", geo.ho, geo.wo, out_pad))
+    if residual:
+        values.update(padded_plane_slots("RES", geo.ho, geo.wo, res_pad))
     for name, v in values.items():
         header[H[name]] = v
     table = np.concatenate([header, *[p.astype(np.int32) for p in parts]])
@@ -277,6 +268,23 @@ def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bia
     weights = np.concatenate([fkw.reshape(-1), b]).astype(np.float32)
     return PackedConv(geo, weights, table, geo.n * nch * ngroups, bool(relu), k, bool(residual), out_pad,
                       res_pad if residual else (0, 0, 0, 0))
+
+
+def padded_shape(shape: tuple[int, int, int, int], pads: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """[N, F, H, W] with pads (top, bottom, left, right) of zeros around every plane."""
+    n, f, h, w = shape
+    top, bottom, left, right = pads
+    return n, f, h + top + bottom, w + left + right
+
+
+def padded_plane_slots(prefix: str, h: int, w: int, pads: tuple[int, int, int, int]) -> dict[str, int]:
+    """The header slots <prefix>_HP, _WP, _TOP, _LEFT of an h x w plane stored with pads around it (both kernels'
+    padded outputs, the pattern kernel's padded residual); none without pads (the slots stay 0: unpadded)."""
+    if not any(pads):
+        return {}
+    top, bottom, left, right = pads
+    return {f"{prefix}_HP": h + top + bottom, f"{prefix}_WP": w + left + right, f"{prefix}_TOP": top,
+            f"{prefix}_LEFT": left}
 
 
 def _as_words(b: np.ndarray) -> np.ndarray:
