@@ -11,14 +11,15 @@ import pytest
 
 from spattern.errors import ConfigError
 from spattern.runtime import kernels
-from spattern.runtime.conv1x1_abi import (BLOCK, FBLOCK, H, MIN_FILTER_PANEL, filter_layout, pack_conv1x1,
+from spattern.runtime.conv1x1_abi import (BLOCK, FBLOCK, H, filter_layout, pack_conv1x1,
                                           reference, run_conv1x1, split_work, split_work_filters)
 from spattern.runtime.microkernel_abi import DEFAULT_WORKGROUPS, consumer_pads
 from conftest import require_microkernels
 from test_microkernels import _QEMU_HARNESS, _c_array
 
 CASES = [  # c, f, h, w, relu, residual
-    (3, 5, 2, 3, True, True),  # fewer positions than a vector: scalars
+    (3, 5, 2, 3, True, True),  # fewer positions than a vector: scalars (layout 0), one microtile of 6 (layout 1)
+    (300, 70, 1, 1, True, False),  # one position (a Linear layer): microtiles of 1 position; channel steps
     (16, 13, 7, 7, False, True),  # 49 positions: the last microtile overlaps (layout 0); a partial filter block
     (40, 70, 14, 14, True, True),  # layout 1: 3 blocks of 32 filters (the last partial), 28 microtiles of 7
     (64, 256, 56, 56, True, False),  # two panels
@@ -29,9 +30,9 @@ CASES = [  # c, f, h, w, relu, residual
 ]
 
 
-# every case in layout 0; in layout 1 those with a microtile's positions
+# every case in both layouts
 CASE_LAYOUTS = [pytest.param(case, layout, id="c{}f{}_{}x{}_relu{}_res{}".format(*case) + f"_layout{layout}")
-                for case in CASES for layout in (0, 1) if layout == 0 or case[2] * case[3] >= MIN_FILTER_PANEL]
+                for case in CASES for layout in (0, 1)]
 
 
 @pytest.mark.parametrize("padded", [False, True])
@@ -77,24 +78,26 @@ def test_work_split_covers_every_output(c, f, p):
     assert packed.workgroups == groups * npanels and packed.table[H["PANEL"]] == panel
 
 
-@pytest.mark.parametrize("f, p, workgroups", [(2048, 49, 32), (512, 49, 32), (40, 196, 32), (64, 81, 5), (32, 8, 8)])
+@pytest.mark.parametrize("f, p, workgroups", [(2048, 49, 32), (512, 49, 32), (40, 196, 32), (64, 81, 5), (32, 8, 8),
+                                               (4096, 1, 16)])
 def test_filter_layout_work_split_covers_every_output(f, p, workgroups):
     bpg, groups, panel, npanels = split_work_filters(f, p, workgroups)
     nblocks = -(-f // FBLOCK)
     assert groups * bpg >= nblocks > (groups - 1) * bpg
-    assert panel >= MIN_FILTER_PANEL and (npanels == 1 or (panel * npanels <= p and panel % 14 == 0))
+    assert (npanels == 1 and panel == p) or (panel * npanels <= p and panel % 14 == 0)
     assert groups * npanels <= 2 * workgroups
 
 
 def test_layout_follows_image_size():
-    """7x7 images (49 positions in 64 lanes) vectorize over filters; large ones over positions; layout 1 is
-    refused where a microtile has no room."""
-    assert filter_layout(512, 49) and not filter_layout(512, 56 * 56) and not filter_layout(512, 4)
+    """7x7 images (49 positions in 64 lanes) vectorize over filters; large ones over positions; images smaller
+    than a vector (down to a Linear layer's one position) always over filters."""
+    assert filter_layout(512, 49) and not filter_layout(512, 56 * 56) and filter_layout(512, 4)
     assert filter_layout(64, 9) and not filter_layout(64, 49)  # few channels: only where layout 0 is scalar
+    assert filter_layout(25088, 1) and filter_layout(3, 1)
     assert pack_conv1x1(np.ones((64, 512), np.float32), None, 7, 7).table[H["LAYOUT"]] == 1
     assert pack_conv1x1(np.ones((64, 64), np.float32), None, 56, 56).table[H["LAYOUT"]] == 0
     with pytest.raises(ConfigError, match="layout"):
-        pack_conv1x1(np.ones((8, 8), np.float32), None, 2, 2, layout=1)
+        pack_conv1x1(np.ones((8, 8), np.float32), None, 2, 2, layout=2)
 
 
 def test_small_convs_get_fewer_workgroups():
@@ -109,7 +112,7 @@ def test_bad_weight_rejected():
         pack_conv1x1(np.ones((4, 3, 3, 3), np.float32), None, 5, 5)
 
 
-@pytest.mark.parametrize("c, f, h, w, layout", [(70, 21, 7, 7, 0), (9, 300, 12, 13, 0), (70, 45, 7, 7, 1),
+@pytest.mark.parametrize("c, f, h, w, layout", [(70, 21, 7, 7, 0), (9, 300, 12, 13, 0), (70, 45, 7, 7, 1), (130, 45, 1, 1, 1),
                                                 (9, 300, 12, 13, 1)])
 def test_neon_object_matches_numpy_under_qemu(tmp_path, c, f, h, w, layout):
     """The aarch64 object run under qemu-aarch64 from the pattern conv's libc-free harness (residual + ReLU; the

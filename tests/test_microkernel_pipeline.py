@@ -5,7 +5,8 @@ where a producer whose only user is the next conv writes that conv's padded inpu
 padded outputs: no pad between them), the residual block's conv with its residual add fused as well. Also
 dense-3x3-to-patterns: dense 3x3 convs over RGB (stride 1 and 2) run as pattern convs, one over 8 channels does
 not; conv-1x1-to-matmul: the 1x1 convs of a ResNet-50 block run as NCHW matmuls (one image), or stay (a batch),
-and lower-1x1-to-microkernels runs those matmuls in the C 1x1 kernel."""
+and lower-1x1-to-microkernels runs those matmuls in the C 1x1 kernel; lower-linear-to-microkernels runs batch-1
+Linear layers there too."""
 
 from __future__ import annotations
 
@@ -153,4 +154,35 @@ def test_1x1_convs_next_to_pattern_convs_run_as_nchw_matmuls(batch, size, rewrit
         else {"convs": 0, "skipped": 0, "fused_relu": 0, "fused_residual": 0, "padded_outputs": 0}
     expect["filter_layout"] = filter_layout
     assert compiled.info["pass_stats"]["lower-1x1-to-microkernels"] == expect
+    assert_close_to_torch(compiled.run(x.numpy())[0], pruned(x).detach().numpy())
+
+
+class Classifier(nn.Module):
+    """A pattern conv, then VGG's classifier in small: Linear + ReLU (more outputs than a block of 32, and more
+    inputs than a vector), a Linear without bias + ReLU, and a Linear alone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc1 = nn.Linear(8 * 10 * 10, 70)
+        self.fc2 = nn.Linear(70, 40, bias=False)
+        self.fc3 = nn.Linear(40, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv(x)).flatten(1)
+        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(y)))))
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_linear_layers_run_in_the_1x1_kernel(batch):
+    """Batch 1: every Linear runs in the 1x1 kernel as a 1x1 conv over one position, its bias and ReLU fused;
+    a batch of 2 stays IREE's matmul (not counted)."""
+    require_microkernels("host")
+    torch.manual_seed(0)
+    pruned, plan = random_plan_for(Classifier().eval(), filter_block=1, connectivity=0.0, seed=4)
+    x = torch.randn(batch, 3, 10, 10)
+    compiled = spattern.compile(pruned, x, target="host", plan=plan, lowering="microkernels")
+    expect = {"linears": 3, "skipped": 0, "fused_relu": 2} if batch == 1 else {"linears": 0, "skipped": 0,
+                                                                               "fused_relu": 0}
+    assert compiled.info["pass_stats"]["lower-linear-to-microkernels"] == expect
     assert_close_to_torch(compiled.run(x.numpy())[0], pruned(x).detach().numpy())

@@ -8,7 +8,8 @@ Constants that our passes create are `DenseElementsAttr`s, read with `np.array(a
 
 `constant_array` also folds the small per-channel computations torch-mlir emits for an eval-mode BatchNorm
 (`1 / sqrt(var + eps)` as elementwise `linalg.generic`s over constants, `tensor.expand_shape`,
-`linalg.broadcast`), so that import-patterns can fold a BatchNorm without a model at hand.
+`linalg.broadcast`), so that import-patterns can fold a BatchNorm without a model at hand, and a Linear layer's
+transposed weight (`linalg.transpose`) and zero init (`linalg.fill`) for lower-linear-to-microkernels.
 """
 
 from __future__ import annotations
@@ -113,6 +114,11 @@ class _Folder:
             kept_dims = [d for d in range(len(out_shape)) if d not in dims]
             shaped = src.reshape([out_shape[d] if d in kept_dims else 1 for d in range(len(out_shape))])
             return np.broadcast_to(shaped, out_shape).copy()
+        if name == "linalg.transpose":
+            perm = [int(d) for d in ir.DenseI64ArrayAttr(op.attributes["permutation"])]
+            return np.transpose(self.value(op.operands[0]), perm)
+        if name == "linalg.fill":
+            return np.full(ir.RankedTensorType(op.results[0].type).shape, self.value(op.operands[0]), np.float32)
         if name == "linalg.generic":
             return self._generic(op)
         raise NotConstant(f"{name} is not folded")

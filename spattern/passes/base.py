@@ -158,7 +158,8 @@ def erase_dead(module: ir.Module) -> int:
     """Erase pure ops (constants, tensor reshapes/pads, elementwise generics) whose results are unused, until none
     is left; returns how many."""
     removable = {"arith.constant", "tensor.pad", "tensor.empty", "tensor.expand_shape", "tensor.collapse_shape",
-                 "linalg.broadcast", "linalg.fill", "linalg.generic", "linalg.conv_2d_nchw_fchw"}
+                 "linalg.broadcast", "linalg.fill", "linalg.generic", "linalg.conv_2d_nchw_fchw",
+                 "linalg.transpose"}
     erased = 0
     while True:
         dead = [op for name in removable for op in ops_named(module, name)

@@ -101,7 +101,7 @@ def _body(op: ir.Operation) -> tuple[list[ir.Operation], list[ir.Value]]:
     return [as_op(o) for o in block.operations], list(block.arguments)
 
 
-def _is_relu(op: ir.Operation, like: ir.Type) -> bool:
+def is_relu(op: ir.Operation, like: ir.Type) -> bool:
     """max(x, 0) as torch-mlir writes it (cmpf ugt/ogt + select) or as arith.maximumf / maxnumf."""
     if not _identity_elementwise(op, 1, like):
         return False
@@ -157,13 +157,13 @@ def find_epilogue(conv: ir.Operation) -> Epilogue:
     if len(after) != 1 or after[0] is None:
         return Epilogue([])
     first = after[0]
-    if _is_relu(first, y.type):
+    if is_relu(first, y.type):
         return Epilogue([first], relu=True)
     residual = _residual_of(first, y)
     if residual is None or _from_iree_contraction(residual):
         return Epilogue([])
     then = users(first.results[0])
-    if len(then) == 1 and then[0] is not None and _is_relu(then[0], y.type):
+    if len(then) == 1 and then[0] is not None and is_relu(then[0], y.type):
         return Epilogue([first, then[0]], residual=residual, relu=True)
     return Epilogue([first], residual=residual)
 

@@ -30,7 +30,6 @@ H = {name: i for i, name in enumerate(
 PANEL_ALIGN = 32  # positions: a multiple of every object's microtile (AVX-512: 2 x 16)
 PANEL_BYTES = 512 * 1024  # input bytes per panel: a quarter of this machine's 2 MiB L2 per core
 FILTER_PANEL_ALIGN = 14  # positions: a multiple of every object's layout-1 microtile (AVX-512: 7, else 2)
-MIN_FILTER_PANEL = 8  # positions: at least every object's layout-1 microtile
 FILTER_LAYOUT_WASTE = 0.2  # layout 1 where layout 0 would leave more than this share of lanes empty
 FILTER_LAYOUT_MIN_C = 256  # ... over at least this many channels (filter_layout)
 MIN_MACS_PER_WORKGROUP = 1 << 20
@@ -114,8 +113,6 @@ def filter_layout(c: int, p: int) -> bool:
     1.06-1.09x layout 0 on ResNet-50's 7x7 convs and 1.2-1.3x with fewer filters (weights in L2), but its
     microtile is slower where neither wastes lanes (0.63-0.82x at 14x14 and 28x28), and with few channels its
     transposing write-out dominates (0.8-0.9x at 64-128 channels)."""
-    if p < MIN_FILTER_PANEL:
-        return False
     return p < PANEL_ALIGN // 2 or (c >= FILTER_LAYOUT_MIN_C and p < (1 - FILTER_LAYOUT_WASTE) * position_lanes(p))
 
 
@@ -144,9 +141,8 @@ def pack_conv1x1(weight: np.ndarray, bias: np.ndarray | None, h: int, w: int, *,
     p = h * w
     if layout is None:
         layout = int(filter_layout(c, p))
-    if layout not in (0, 1) or (layout == 1 and p < MIN_FILTER_PANEL):
-        raise ConfigError(f"pack_conv1x1: layout must be 0, or 1 for images of >= {MIN_FILTER_PANEL} positions; "
-                          f"got {layout} for {h}x{w}")
+    if layout not in (0, 1):
+        raise ConfigError(f"pack_conv1x1: layout must be 0 or 1, got {layout}")
     block = FBLOCK if layout else BLOCK
     nblocks = -(-f // block)
     padded = np.zeros((nblocks * block, c), dtype=np.float32)
