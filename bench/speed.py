@@ -15,7 +15,7 @@ before (as PatDNN reported per optimisation):
   mk no FKR/LRE        + microkernels (from here a pattern per kernel), kernels in filter order, each loading its
                        own taps (passes: import-patterns, dense-3x3-to-patterns, pool-to-channels-last,
                        conv-1x1-to-matmul, lower-1x1-to-microkernels, lower-linear-to-microkernels,
-                       lower-to-microkernels)
+                       lower-pool-to-microkernels, lower-to-microkernels)
   mk FKR               + filter-kernel-reorder / group-patterns / compact-weights: kernels sorted by pattern
   microkernels fb1     + reuse-loads: each run of same-pattern kernels loads its taps once (the default pipeline)
 Plans are random-pattern plans: speed depends on the structure, not on the values.
@@ -35,7 +35,7 @@ from spattern.timing import interleaved
 
 
 LOWER = ["pool-to-channels-last", "conv-1x1-to-matmul", "lower-1x1-to-microkernels", "lower-linear-to-microkernels",
-         "lower-to-microkernels"]
+         "lower-pool-to-microkernels", "lower-to-microkernels"]
 ABLATION_STEPS = [  # (label, the passes run before the microkernels), r = 0, filter_block 1
     ("mk no FKR/LRE", ["import-patterns", "dense-3x3-to-patterns", *LOWER]),
     ("mk FKR", ["import-patterns", "dense-3x3-to-patterns", "filter-kernel-reorder", "group-patterns",

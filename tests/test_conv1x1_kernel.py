@@ -3,9 +3,6 @@ and of its aarch64 object under qemu; the work split covers every output."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
 
@@ -15,7 +12,7 @@ from spattern.runtime.conv1x1_abi import (BLOCK, FBLOCK, H, filter_layout, pack_
                                           reference, run_conv1x1, split_work, split_work_filters)
 from spattern.runtime.microkernel_abi import DEFAULT_WORKGROUPS, consumer_pads
 from conftest import require_microkernels
-from test_microkernels import _QEMU_HARNESS, _c_array
+from test_microkernels import _c_array, neon_object_or_skip, run_neon_case
 
 CASES = [  # c, f, h, w, relu, residual
     (3, 5, 2, 3, True, True),  # fewer positions than a vector: scalars (layout 0), one microtile of 6 (layout 1)
@@ -117,13 +114,7 @@ def test_bad_weight_rejected():
 def test_neon_object_matches_numpy_under_qemu(tmp_path, c, f, h, w, layout):
     """The aarch64 object run under qemu-aarch64 from the pattern conv's libc-free harness (residual + ReLU; the
     f = 300 cases write a stride-2 pattern conv's padded input), in both layouts."""
-    qemu = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
-    if qemu is None or shutil.which("clang") is None:
-        pytest.skip("needs qemu-aarch64 and clang")
-    try:
-        obj = kernels.kernel_object("aarch64-unknown-linux-gnu", "conv1x1").path
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"microkernels not built: {e}")
+    qemu, obj = neon_object_or_skip("conv1x1")
     rng = np.random.default_rng(c + f)
     weight = rng.standard_normal((f, c)).astype(np.float32)
     bias = rng.standard_normal(f).astype(np.float32)
@@ -137,9 +128,4 @@ def test_neon_object_matches_numpy_under_qemu(tmp_path, c, f, h, w, layout):
         _c_array("RES", "float", res) + _c_array("IN", "float", x) + _c_array("W", "float", packed.weights)
         + _c_array("TAB", "int32_t", packed.table) + _c_array("REF", "float", ref)
         + f"#define OUT_N {ref.size}\n#define NWG {packed.workgroups}\n#define TOL {tol!r}f\n")
-    (tmp_path / "h.c").write_text(_QEMU_HARNESS.replace("spattern_pattern_conv", "spattern_conv1x1"))
-    exe = tmp_path / "a.out"
-    subprocess.run(["clang", "--target=aarch64-linux-gnu", "-O1", "-ffreestanding", "-fno-builtin", "-nostdlib",
-                    "-static", "-fuse-ld=lld", "-fno-stack-protector", f"-I{tmp_path}", str(tmp_path / "h.c"),
-                    str(obj), "-o", str(exe)], check=True, capture_output=True)
-    assert subprocess.run([qemu, str(exe)], timeout=120).returncode == 0
+    assert run_neon_case(tmp_path, qemu, obj, "spattern_conv1x1") == 0

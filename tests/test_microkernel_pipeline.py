@@ -6,7 +6,7 @@ padded outputs: no pad between them), the residual block's conv with its residua
 dense-3x3-to-patterns: dense 3x3 convs over RGB (stride 1 and 2) run as pattern convs, one over 8 channels does
 not; conv-1x1-to-matmul: the 1x1 convs of a ResNet-50 block run as NCHW matmuls (one image), or stay (a batch),
 and lower-1x1-to-microkernels runs those matmuls in the C 1x1 kernel; lower-linear-to-microkernels runs batch-1
-Linear layers there too."""
+Linear layers there too, and lower-pool-to-microkernels VGG's 2x2 max pools."""
 
 from __future__ import annotations
 
@@ -177,12 +177,41 @@ class Classifier(nn.Module):
 def test_linear_layers_run_in_the_1x1_kernel(batch):
     """Batch 1: every Linear runs in the 1x1 kernel as a 1x1 conv over one position, its bias and ReLU fused;
     a batch of 2 stays IREE's matmul (not counted)."""
-    require_microkernels("host")
-    torch.manual_seed(0)
-    pruned, plan = random_plan_for(Classifier().eval(), filter_block=1, connectivity=0.0, seed=4)
-    x = torch.randn(batch, 3, 10, 10)
-    compiled = spattern.compile(pruned, x, target="host", plan=plan, lowering="microkernels")
     expect = {"linears": 3, "skipped": 0, "fused_relu": 2} if batch == 1 else {"linears": 0, "skipped": 0,
                                                                                "fused_relu": 0}
-    assert compiled.info["pass_stats"]["lower-linear-to-microkernels"] == expect
+    _check_pass_on(Classifier, (batch, 3, 10, 10), "lower-linear-to-microkernels", expect)
+
+
+def _check_pass_on(model_class: type[nn.Module], shape: tuple[int, ...], pass_name: str, expect: dict) -> None:
+    """model_class() with random patterns, compiled on the microkernel path: `pass_name`'s statistics are `expect`
+    and the module's output matches torch's."""
+    require_microkernels("host")
+    torch.manual_seed(0)
+    pruned, plan = random_plan_for(model_class().eval(), filter_block=1, connectivity=0.0, seed=4)
+    x = torch.randn(*shape)
+    compiled = spattern.compile(pruned, x, target="host", plan=plan, lowering="microkernels")
+    assert compiled.info["pass_stats"][pass_name] == expect
     assert_close_to_torch(compiled.run(x.numpy())[0], pruned(x).detach().numpy())
+
+
+class VggPools(nn.Module):
+    """VGG's 2x2 max pools after pattern convs: the first feeds the next pattern conv, the second pools an odd-sized
+    map (11x9 -> 5x4)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = nn.functional.max_pool2d(torch.relu(self.conv1(x)), 2)
+        return nn.functional.max_pool2d(torch.relu(self.conv2(y)), 2)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_vgg_pools_run_in_the_pool_kernel(batch):
+    """Batch 1: both pools run in the max-pool kernel, the first writing conv2's padded input; a batch of 2 stays
+    IREE's pool (skipped)."""
+    expect = {"pools": 2, "skipped": 0, "padded_outputs": 1} if batch == 1 else {"pools": 0, "skipped": 2,
+                                                                                 "padded_outputs": 0}
+    _check_pass_on(VggPools, (batch, 3, 22, 18), "lower-pool-to-microkernels", expect)

@@ -194,6 +194,30 @@ void _start(void) {
 """
 
 
+def neon_object_or_skip(kernel: str) -> tuple[str, Path]:
+    """(the qemu-aarch64 binary, the aarch64 object of `kernel`), or skip the test where either is missing."""
+    import shutil
+
+    qemu = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
+    if qemu is None or shutil.which("clang") is None:
+        pytest.skip("needs qemu-aarch64 and clang")
+    try:
+        return qemu, kernels.kernel_object("aarch64-unknown-linux-gnu", kernel).path
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"microkernels not built: {e}")
+
+
+def run_neon_case(tmp_path: Path, qemu: str, obj: Path, symbol: str) -> int:
+    """Links _QEMU_HARNESS around the C entry `symbol` of `obj` with tmp_path/case.h (IN, W, TAB, REF, optional RES,
+    OUT_N, NWG, TOL) and runs it under qemu: its exit code (0: every output written and within TOL)."""
+    (tmp_path / "h.c").write_text(_QEMU_HARNESS.replace("spattern_pattern_conv", symbol))
+    exe = tmp_path / "a.out"
+    subprocess.run(["clang", "--target=aarch64-linux-gnu", "-O1", "-ffreestanding", "-fno-builtin", "-nostdlib",
+                    "-static", "-fuse-ld=lld", "-fno-stack-protector", f"-I{tmp_path}", str(tmp_path / "h.c"),
+                    str(obj), "-o", str(exe)], check=True, capture_output=True)
+    return subprocess.run([qemu, str(exe)], timeout=120).returncode
+
+
 def _c_array(name: str, ctype: str, a: np.ndarray) -> str:
     fmt = (lambda v: f"{float(v)!r}f") if ctype == "float" else (lambda v: str(int(v)))
     body = ",".join(fmt(v) for v in a.reshape(-1))
@@ -204,15 +228,7 @@ def _c_array(name: str, ctype: str, a: np.ndarray) -> str:
 def test_neon_object_matches_torch_under_qemu(tmp_path, stride, f, residual):
     """The aarch64 object (portable vector C, 4-lane NEON) run under qemu-aarch64 from a libc-free harness.
     The residual case also writes a padded output (a stride-1 consumer's padding)."""
-    import shutil
-
-    qemu = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
-    if qemu is None or shutil.which("clang") is None:
-        pytest.skip("needs qemu-aarch64 and clang")
-    try:
-        obj = kernels.kernel_object("aarch64-unknown-linux-gnu").path
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"microkernels not built: {e}")
+    qemu, obj = neon_object_or_skip("pattern_conv")
     rng = np.random.default_rng(7 + stride)
     c, h, wd = 7, 13, 11 if stride == 1 else 37
     if f > 256:  # enough tiles for 128-filter chunks
@@ -233,9 +249,4 @@ def test_neon_object_matches_torch_under_qemu(tmp_path, stride, f, residual):
         + _c_array("IN", "float", pad_input(x, packed)) + _c_array("W", "float", packed.weights)
         + _c_array("TAB", "int32_t", packed.table) + _c_array("REF", "float", ref)
         + f"#define OUT_N {ref.size}\n#define NWG {packed.workgroups}\n#define TOL {tol!r}f\n")
-    (tmp_path / "h.c").write_text(_QEMU_HARNESS)
-    exe = tmp_path / "a.out"
-    subprocess.run(["clang", "--target=aarch64-linux-gnu", "-O1", "-ffreestanding", "-fno-builtin", "-nostdlib",
-                    "-static", "-fuse-ld=lld", "-fno-stack-protector", f"-I{tmp_path}", str(tmp_path / "h.c"),
-                    str(obj), "-o", str(exe)], check=True, capture_output=True)
-    assert subprocess.run([qemu, str(exe)], timeout=120).returncode == 0
+    assert run_neon_case(tmp_path, qemu, obj, "spattern_pattern_conv") == 0

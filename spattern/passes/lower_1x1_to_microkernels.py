@@ -33,13 +33,12 @@ import numpy as np
 from torch_mlir import ir
 
 from ..dialect import constants
-from ..runtime.conv1x1_abi import KERNEL, PackedConv1x1, pack_conv1x1
-from ..runtime.microkernel_dispatch import CALLEE_PREFIX, MicrokernelCall, declaration_text
-from .base import (PassContext, add_functions, dense_constant, erase_dead, fresh_symbol, module_symbols, ops_named,
-                   tensor_type, users)
+from ..runtime.conv1x1_abi import KERNEL, pack_conv1x1
+from .base import PassContext, erase_dead, module_symbols, ops_named, users
 from .conv_1x1_to_matmul import CALLEE_PREFIX as MATMUL_PREFIX
 from .import_patterns import fold_affine_chain, initial_bias
-from .lower_to_microkernels import PADDED_OUTPUT_ATTR, Epilogue, find_epilogue, interior, pattern_consumer_pads
+from .lower_to_microkernels import (PADDED_OUTPUT_ATTR, Epilogue, emit_kernel_call, find_epilogue, interior,
+                                    pattern_consumer_pads)
 
 
 def _matmul_calls(module: ir.Module) -> list[ir.Operation]:
@@ -99,7 +98,7 @@ class Lower1x1ToMicrokernels:
                               residual=epilogue.residual is not None, workgroups=self.workgroups,
                               out_pad=pattern_consumer_pads(end.results[0]))
         with ir.InsertionPoint(end), call.location:
-            new = emit_conv1x1_call(module, taken, packed, x, epilogue.residual, self.name, call.location)
+            new = emit_kernel_call(module, taken, packed, KERNEL, x, epilogue.residual, self.name, call.location)
             value = new.results[0]
             if any(packed.out_pad):  # lower-to-microkernels' pattern conv then reads the padded buffer as is
                 new.attributes[PADDED_OUTPUT_ATTR] = ir.DenseI64ArrayAttr.get(list(packed.out_pad))
@@ -109,22 +108,6 @@ class Lower1x1ToMicrokernels:
             dead.erase()
         call.erase()
         return epilogue, any(packed.out_pad), packed.layout
-
-
-def emit_conv1x1_call(module: ir.Module, taken: set[str], packed: PackedConv1x1, x: ir.Value,
-                      residual: ir.Value | None, pass_name: str, where: ir.Location) -> ir.Operation:
-    """At the current insertion point: `func.call @spattern_mk_<n>(x, weights, table[, residual])` of the 1x1
-    kernel on `packed` (its result: packed.out_buffer_shape), and the private declaration of that callee."""
-    name = fresh_symbol(taken, CALLEE_PREFIX)
-    decl = MicrokernelCall(name, packed.in_shape, packed.weights.size, packed.table.size, packed.out_buffer_shape,
-                           packed.workgroups, res_shape=packed.out_shape if packed.residual else None, kernel=KERNEL)
-    add_functions(module, declaration_text(decl), pass_name, where)
-    operands = [x, dense_constant(packed.weights, ir.F32Type.get()),
-                dense_constant(packed.table, ir.IntegerType.get_signless(32))]
-    if residual is not None:
-        operands.append(residual)
-    return ir.Operation.create("func.call", results=[ir.Type.parse(tensor_type(packed.out_buffer_shape))],
-                               operands=operands, attributes={"callee": ir.FlatSymbolRefAttr.get(name)})
 
 
 def _chain(call: ir.Operation, last: ir.Operation) -> list[ir.Operation]:

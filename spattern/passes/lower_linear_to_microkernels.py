@@ -10,10 +10,10 @@ carries `spattern.microkernel = {kernel = "conv1x1", ...}`, which `materialize_m
 dispatch of kernels/conv1x1.c, as for the 1x1 convs.
 
 Why it pays: at batch 1 a Linear is a matrix-vector product, bound by reading its weights once from memory. IREE's
-matmul read VGG-16's first classifier layer (25088 -> 4096, 411 MB: a fifth of the pattern model's time) at
-12 GB/s on one thread; the kernel's one-position loop (conv1x1.c `spg_fvec`) streams the packed weights as 4
-sequential streams per filter block at 14-15 GB/s there, as fast as torch's own matrix-vector product (measured
-in bench/results/session9-linear-kernel.txt).
+matmul read VGG-16's first classifier layer (25088 -> 4096, 411 MB: a fifth of the pattern model's time) at 12
+GB/s on one thread, 22 on two (18.1-18.8 ms); the kernel's one-position loop (conv1x1.c `spg_fvec`) walks each
+block's packed weights as 4 sequential streams: 12.9-15.2 ms on two threads in the model. VGG-16 with patterns:
+1.075-1.12x on one thread, 1.086x on two (bench/results/session9-linear-and-pool-kernels.txt).
 
 Runs on the microkernel path only. A batch-1 matmul whose weight or init does not fold to a constant, or whose
 init is not zero, is left to IREE (counted `skipped`); matmuls over more than one row are not counted.
@@ -29,10 +29,9 @@ from torch_mlir import ir
 from torch_mlir.dialects import tensor
 
 from ..dialect import constants
-from ..runtime.conv1x1_abi import pack_conv1x1
+from ..runtime.conv1x1_abi import KERNEL, pack_conv1x1
 from .base import PassContext, erase_dead, module_symbols, ops_named, users
-from .lower_1x1_to_microkernels import emit_conv1x1_call
-from .lower_to_microkernels import is_relu
+from .lower_to_microkernels import emit_kernel_call, is_relu
 
 _IDENTITY_2D = "affine_map<(d0, d1) -> (d0, d1)>"
 _PER_OUTPUT_MAPS = (_IDENTITY_2D, "affine_map<(d0, d1) -> (d1)>")
@@ -130,7 +129,7 @@ class LowerLinearToMicrokernels:
         with ir.InsertionPoint(end), matmul.location:
             image = tensor.ExpandShapeOp(ir.RankedTensorType.get([1, k, 1, 1], f32), linear.x, [[0], [1, 2, 3]],
                                          [], [1, k, 1, 1]).result
-            call = emit_conv1x1_call(module, taken, packed, image, None, self.name, matmul.location)
+            call = emit_kernel_call(module, taken, packed, KERNEL, image, None, self.name, matmul.location)
             y = tensor.CollapseShapeOp(ir.RankedTensorType.get([1, n], f32), call.results[0],
                                        [[0], [1, 2, 3]]).result
         end.results[0].replace_all_uses_with(y)

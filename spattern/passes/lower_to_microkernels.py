@@ -43,7 +43,7 @@ that is how the ablation in bench/speed.py switches FKR and LRE off on this path
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 from torch_mlir import ir
@@ -177,6 +177,41 @@ def _residual_of_pattern_conv(user: ir.Operation, value: ir.Value) -> bool:
             info = conv2d_info(conv)
             return LowerToMicrokernels.supported(info.strides, info.padding) and find_epilogue(conv).residual == value
     return False
+
+
+class PackedKernelOperands(Protocol):
+    """What emit_kernel_call needs of a packed layer (conv1x1_abi.PackedConv1x1, maxpool_abi.PackedMaxPool)."""
+
+    weights: np.ndarray
+    table: np.ndarray
+    workgroups: int
+
+    @property
+    def in_shape(self) -> tuple[int, int, int, int]: ...
+
+    @property
+    def out_shape(self) -> tuple[int, int, int, int]: ...
+
+    @property
+    def out_buffer_shape(self) -> tuple[int, int, int, int]: ...
+
+
+def emit_kernel_call(module: ir.Module, taken: set[str], packed: PackedKernelOperands, kernel: str, x: ir.Value,
+                     residual: ir.Value | None, pass_name: str, where: ir.Location) -> ir.Operation:
+    """At the current insertion point: `func.call @spattern_mk_<n>(x, weights, table[, residual])` of the C kernel
+    `kernel` (a spattern.runtime.kernels.KERNELS name other than the pattern conv's) on `packed` (its result:
+    packed.out_buffer_shape), and the private declaration of that callee."""
+    name = fresh_symbol(taken, CALLEE_PREFIX)
+    decl = MicrokernelCall(name, packed.in_shape, packed.weights.size, packed.table.size, packed.out_buffer_shape,
+                           packed.workgroups, res_shape=packed.out_shape if residual is not None else None,
+                           kernel=kernel)
+    add_functions(module, declaration_text(decl), pass_name, where)
+    operands = [x, dense_constant(packed.weights, ir.F32Type.get()),
+                dense_constant(packed.table, ir.IntegerType.get_signless(32))]
+    if residual is not None:
+        operands.append(residual)
+    return ir.Operation.create("func.call", results=[ir.Type.parse(_t(packed.out_buffer_shape))],
+                               operands=operands, attributes={"callee": ir.FlatSymbolRefAttr.get(name)})
 
 
 def padded_source(value: ir.Value) -> tuple[ir.Value, tuple[int, int, int, int]] | None:

@@ -50,7 +50,8 @@ PASSES: dict[str, Callable[[], Pass]] = {
 
 _MICROKERNEL_PASSES = {"lower-to-microkernels": "lower_to_microkernels",
                        "lower-1x1-to-microkernels": "lower_1x1_to_microkernels",
-                       "lower-linear-to-microkernels": "lower_linear_to_microkernels"}
+                       "lower-linear-to-microkernels": "lower_linear_to_microkernels",
+                       "lower-pool-to-microkernels": "lower_pool_to_microkernels"}
 
 
 def _register_microkernels() -> None:
@@ -74,7 +75,8 @@ def default_pipeline(path: str = "linalg") -> list[str]:
         return [*OPTIMIZE, "lower-to-linalg"]
     if path == "microkernels":
         return [OPTIMIZE[0], "dense-3x3-to-patterns", *OPTIMIZE[1:], "pool-to-channels-last", "conv-1x1-to-matmul",
-                "lower-1x1-to-microkernels", "lower-linear-to-microkernels", "lower-to-microkernels"]
+                "lower-1x1-to-microkernels", "lower-linear-to-microkernels", "lower-pool-to-microkernels",
+                "lower-to-microkernels"]
     raise CompileError(f"unknown lowering path {path!r}; use 'linalg' or 'microkernels'")
 
 

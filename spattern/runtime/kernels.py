@@ -1,5 +1,5 @@
-"""Finds a microkernel object for a target: the pattern conv (kernels/pattern_conv.c) or the 1x1 conv
-(kernels/conv1x1.c), one object per kernel and ISA.
+"""Finds a microkernel object for a target: the pattern conv (kernels/pattern_conv.c), the 1x1 conv
+(kernels/conv1x1.c) or the 2x2 max pool (kernels/maxpool2x2.c), one object per kernel and ISA.
 
 Host x86-64 gets the AVX-512 object when the CPU has AVX-512F, else AVX2 (`SPATTERN_KERNEL_ISA=avx2` forces the
 AVX2 one, so tests cover both on one machine); arm64 targets (any triple or name starting with aarch64/arm64, and
@@ -18,7 +18,8 @@ from spattern.errors import ConfigError, ToolUnavailableError, UnknownTargetErro
 
 KERNEL_DIR = Path(__file__).resolve().parents[1] / "_kernels"
 SYMBOL = "spattern_pattern_conv"
-KERNELS = {"pattern_conv": SYMBOL, "conv1x1": "spattern_conv1x1"}  # kernel name -> C entry point
+KERNELS = {"pattern_conv": SYMBOL, "conv1x1": "spattern_conv1x1",
+           "maxpool2x2": "spattern_maxpool2x2"}  # kernel name -> C entry point
 ISA_ENV = "SPATTERN_KERNEL_ISA"
 
 

@@ -1,0 +1,100 @@
+/* 2x2 / stride-2 max-pool microkernel in NCHW (VGG's pools, after pattern convs).
+ *
+ * Why: IREE vectorizes an NCHW pool badly (the window's columns are interleaved in memory); VGG-16's first pool
+ * (64 channels, 224 -> 112) took 2.1 ms on 2 threads for 16 MB of traffic. Here each output row is two input rows
+ * folded with a vertical max, then an even/odd shuffle and a horizontal max: whole vectors, bound by memory
+ * (the same pool: 0.42 ms; bench/results/session9-linear-and-pool-kernels.txt). The output can be the next
+ * pattern conv's padded input (zeros around it written too), so no pad copy follows.
+ *
+ * Portable C with clang vector extensions (AVX-512, AVX2, NEON by the compile flags), freestanding, as
+ * kernels/pattern_conv.c. Layout: maxpool2x2.h.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "maxpool2x2.h"
+
+#if defined(__AVX512F__)
+#define VW 16
+#elif defined(__AVX2__)
+#define VW 8
+#else
+#define VW 4
+#endif
+
+typedef float vf __attribute__((vector_size(VW * 4)));
+typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));
+#define LD(p) (*(const vfu *)(p))
+#define ST(p, v) (*(vfu *)(p) = (v))
+
+#if VW == 16
+#define SPM_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+#define SPM_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
+#elif VW == 8
+#define SPM_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
+#define SPM_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15)
+#else
+#define SPM_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6)
+#define SPM_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7)
+#endif
+
+#if defined(__aarch64__)
+#define SPM_EXPORT __attribute__((visibility("hidden"))) /* see pattern_conv.c: no PLT slot in IREE's ELF */
+#else
+#define SPM_EXPORT __attribute__((visibility("default")))
+#endif
+
+static inline vf spm_vmax(vf a, vf b) { return __builtin_elementwise_max(a, b); }
+static inline float spm_max(float a, float b) { return a > b ? a : b; }
+
+/* dst[0..n) = 0 */
+static inline void spm_zero(float *restrict dst, int n) {
+  int i = 0;
+  for (; i + VW <= n; i += VW) ST(dst + i, (vf){0});
+  for (; i < n; ++i) dst[i] = 0.0f;
+}
+
+/* out[x] = max of the 2x2 window at (2y, 2x) for x < wo, from the input rows r0 and r1. */
+static inline void spm_row(float *restrict out, const float *restrict r0, const float *restrict r1, int wo) {
+  int x = 0;
+  for (; x + VW <= wo; x += VW) {
+    const vf a = spm_vmax(LD(r0 + 2 * x), LD(r1 + 2 * x));
+    const vf b = spm_vmax(LD(r0 + 2 * x + VW), LD(r1 + 2 * x + VW));
+    ST(out + x, spm_vmax(SPM_EVEN(a, b), SPM_ODD(a, b)));
+  }
+  for (; x < wo; ++x)
+    out[x] = spm_max(spm_max(r0[2 * x], r0[2 * x + 1]), spm_max(r1[2 * x], r1[2 * x + 1]));
+}
+
+/* Entry point, one workgroup (maxpool2x2.h). Each memref arrives as (base, aligned, offset, size, stride). */
+SPM_EXPORT void spattern_maxpool2x2(const float *in_b, const float *in_a, size_t in_o, size_t in_n, size_t in_s,
+                                    const float *w_b, const float *w_a, size_t w_o, size_t w_n, size_t w_s,
+                                    const int32_t *t_b, const int32_t *t_a, size_t t_o, size_t t_n, size_t t_s,
+                                    const float *r_b, const float *r_a, size_t r_o, size_t r_n, size_t r_s,
+                                    float *o_b, float *o_a, size_t o_o, size_t o_n, size_t o_s, size_t wg) {
+  (void)in_b, (void)in_n, (void)in_s, (void)w_b, (void)w_a, (void)w_o, (void)w_n, (void)w_s, (void)t_b;
+  (void)t_n, (void)t_s, (void)r_b, (void)r_a, (void)r_o, (void)r_n, (void)r_s, (void)o_b, (void)o_n, (void)o_s;
+  const int32_t *h = t_a + t_o;
+  if (h[SPM_H_MAGIC] != SPM_ABI_MAGIC) return;
+  const int C = h[SPM_H_C], H = h[SPM_H_H], W = h[SPM_H_W], ho = h[SPM_H_HO], wo = h[SPM_H_WO];
+  const int opad = h[SPM_H_OUT_WP] != 0;
+  const int oh = opad ? h[SPM_H_OUT_HP] : ho, ow = opad ? h[SPM_H_OUT_WP] : wo;
+  const int top = opad ? h[SPM_H_OUT_TOP] : 0, left = opad ? h[SPM_H_OUT_LEFT] : 0;
+  const int c0 = (int)wg * h[SPM_H_CPG], c1 = c0 + h[SPM_H_CPG] < C ? c0 + h[SPM_H_CPG] : C;
+  for (int c = c0; c < c1; ++c) {
+    const float *ip = in_a + in_o + (size_t)c * H * W;
+    float *op = o_a + o_o + (size_t)c * oh * ow;
+    if (opad) {
+      spm_zero(op, top * ow);
+      spm_zero(op + (size_t)(top + ho) * ow, (oh - top - ho) * ow);
+    }
+    for (int y = 0; y < ho; ++y) {
+      float *row = op + (size_t)(y + top) * ow;
+      if (opad) {
+        spm_zero(row, left);
+        spm_zero(row + left + wo, ow - left - wo);
+      }
+      spm_row(row + left, ip + (size_t)2 * y * W, ip + (size_t)(2 * y + 1) * W, wo);
+    }
+  }
+}
