@@ -23,7 +23,9 @@
  * Its weights are packed [F/32][C][32]; channels go in steps of SPG_KC so a step's weights stay in L1 for every
  * microtile; the write-out transposes through a stack tile. Measured (one core): 1.06-1.09x layout 0 on
  * ResNet-50's 7x7 1x1 convs (ctypes), and ResNet-50 at a 96x96 input (3x3 last stage), in IREE, one thread:
- * 81.5 -> 18.5 ms for the whole model (layout 0's scalar path ran those convs at ~2 GFLOP/s).
+ * 81.5 -> 18.5 ms for the whole model (layout 0's scalar path ran those convs at ~2 GFLOP/s). Images smaller
+ * than the microtile get one microtile of their size; a single position (a Linear layer at batch 1, which
+ * lower-linear-to-microkernels lowers to this kernel) is a matrix-vector product with its own loop, spg_fvec.
  *
  * Portable C with clang vector extensions (AVX-512, AVX2, NEON by the compile flags), freestanding, as
  * kernels/pattern_conv.c. Layout: conv1x1.h.

@@ -118,7 +118,8 @@ class _Folder:
             perm = [int(d) for d in ir.DenseI64ArrayAttr(op.attributes["permutation"])]
             return np.transpose(self.value(op.operands[0]), perm)
         if name == "linalg.fill":
-            return np.full(ir.RankedTensorType(op.results[0].type).shape, self.value(op.operands[0]), np.float32)
+            t = ir.RankedTensorType(op.results[0].type)
+            return np.full(t.shape, self.value(op.operands[0]), _np_dtype(t.element_type))
         if name == "linalg.generic":
             return self._generic(op)
         raise NotConstant(f"{name} is not folded")

@@ -4,7 +4,7 @@ emits what this packs as constants, and tests feed the C kernel directly.
 
 Two layouts (conv1x1.h's LAYOUT): 0 vectorizes over positions (blocks of 8 filters x vectors of positions), 1 over
 filters (blocks of 32 filters x a few positions), for small images whose positions leave vector lanes empty
-(filter_layout).
+(filter_layout), down to one position: a Linear layer at batch 1 (lower-linear-to-microkernels).
 
 Work split (split_work, split_work_filters): one workgroup is a group of filter blocks over a panel of positions;
 a layer has about `workgroups` of them (enough for 2-8 threads). Layout 0 splits positions first, and a panel
