@@ -68,9 +68,11 @@ def _bias_of(op: ir.Operation, current: ir.Value, n: int) -> np.ndarray | None:
 def match_linear(matmul: ir.Operation) -> _Linear | None:
     """The batch-1 Linear rooted at `matmul` with a constant weight and a zero init, or None."""
     x, rhs, init = matmul.operands[0], matmul.operands[1], matmul.operands[2]
-    weight_t = constants.try_constant_array(rhs)
     zeros = constants.try_constant_array(init)
-    if weight_t is None or zeros is None or np.any(zeros != 0):
+    if zeros is None or np.any(zeros != 0):
+        return None
+    weight_t = constants.try_constant_array(rhs)  # after the cheap check: a large weight is read from its blob
+    if weight_t is None:
         return None
     n = weight_t.shape[1]
     ops = [matmul]
