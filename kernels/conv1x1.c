@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "conv1x1.h"
+#include "padded_plane.h"
 
 /* NV: vectors of positions per microtile; SPG_BLOCK * NV accumulators live in registers. */
 #if defined(__AVX512F__)
@@ -91,7 +92,8 @@ typedef int32_t vi __attribute__((vector_size(VW * 4)));
 
 typedef struct {
   int C, F, P, relu;
-  int H, W, opad, oh, ow, otop, oleft; /* output planes [oh, ow] with the H x W outputs at (otop, oleft) */
+  int H, W;
+  sp_plane oplane; /* output planes with the H x W outputs in them (padded: and the zeros around them) */
   const float *in, *w, *bias, *res;
   float *out;
 } spg_layer;
@@ -115,22 +117,22 @@ static void spg_store_padded(const spg_layer *L, float *plane, const float *src,
   for (int q = p; q < p + n;) {
     const int y = q / L->W, x = q - y * L->W;
     const int len = L->W - x < p + n - q ? L->W - x : p + n - q;
-    spg_copy(plane + (size_t)(y + L->otop) * L->ow + L->oleft + x, src + (q - p), len);
+    spg_copy(plane + (size_t)(y + L->oplane.top) * L->oplane.w + L->oplane.left + x, src + (q - p), len);
     q += len;
   }
 }
 
 /* The zeros around the outputs of one filter's padded plane that the panel [p0, p1) owns. */
 static void spg_zero_border(const spg_layer *L, float *plane, int p0, int p1) {
-  const int W = L->W, ow = L->ow, right = ow - L->oleft - W;
+  const int W = L->W, ow = L->oplane.w, right = ow - L->oplane.left - W;
   for (int y = (p0 + W - 1) / W; y * W < p1; ++y) { /* rows starting in the panel */
-    if (y == 0) spg_zero(plane, L->otop * ow);
-    spg_zero(plane + (size_t)(y + L->otop) * ow, L->oleft);
+    if (y == 0) spg_zero(plane, L->oplane.top * ow);
+    spg_zero(plane + (size_t)(y + L->oplane.top) * ow, L->oplane.left);
   }
   for (int y = p0 / W; y * W + W - 1 < p1; ++y) { /* rows ending in the panel */
     if (y * W + W - 1 < p0) continue;
-    spg_zero(plane + (size_t)(y + L->otop) * ow + L->oleft + W, right);
-    if (y == L->H - 1) spg_zero(plane + (size_t)(L->H + L->otop) * ow, (L->oh - L->otop - L->H) * ow);
+    spg_zero(plane + (size_t)(y + L->oplane.top) * ow + L->oplane.left + W, right);
+    if (y == L->H - 1) spg_zero(plane + (size_t)(L->H + L->oplane.top) * ow, (L->oplane.h - L->oplane.top - L->H) * ow);
   }
 }
 
@@ -168,12 +170,12 @@ static inline __attribute__((always_inline)) void spg_tile(const spg_layer *L, i
         y[v] = acc[f][v] + bias;
         if (L->res) y[v] += LD(L->res + row + v * VW);
         y[v] = spg_act(y[v], L->relu);
-        if (!L->opad) ST(L->out + row + v * VW, y[v]);
+        if (!L->oplane.pad) ST(L->out + row + v * VW, y[v]);
       }
-      if (L->opad) {
+      if (L->oplane.pad) {
         float buf[NV * VW] __attribute__((aligned(64)));
         _Pragma("clang loop unroll(full)") for (int v = 0; v < nt; ++v) ST(buf + v * VW, y[v]);
-        spg_store_padded(L, L->out + (size_t)(b * SPG_BLOCK + f) * L->oh * L->ow, buf, p, nt * VW);
+        spg_store_padded(L, L->out + (size_t)(b * SPG_BLOCK + f) * L->oplane.h * L->oplane.w, buf, p, nt * VW);
       }
     }
   }
@@ -293,8 +295,8 @@ static void spg_fstore(const spg_layer *L, int b, int p, int np, const float *t)
       if (L->res) v += L->res[row + j];
       y[j] = (L->relu && v < 0.0f) ? 0.0f : v;
     }
-    if (L->opad) {
-      spg_store_padded(L, L->out + (size_t)(f0 + f) * L->oh * L->ow, y, p, np);
+    if (L->oplane.pad) {
+      spg_store_padded(L, L->out + (size_t)(f0 + f) * L->oplane.h * L->oplane.w, y, p, np);
     } else {
       for (int j = 0; j < np; ++j) L->out[row + j] = y[j];
     }
@@ -331,8 +333,8 @@ static void spg_scalar(const spg_layer *L, int b, int p0, int p1) {
       for (int c = 0; c < L->C; ++c) s += wb[c * SPG_BLOCK + f] * L->in[(size_t)c * L->P + p];
       s += L->bias[b * SPG_BLOCK + f] + (L->res ? L->res[row + p] : 0.0f);
       s = (L->relu && s < 0.0f) ? 0.0f : s;
-      if (L->opad)
-        spg_store_padded(L, L->out + (size_t)(b * SPG_BLOCK + f) * L->oh * L->ow, &s, p, 1);
+      if (L->oplane.pad)
+        spg_store_padded(L, L->out + (size_t)(b * SPG_BLOCK + f) * L->oplane.h * L->oplane.w, &s, p, 1);
       else
         L->out[row + p] = s;
     }
@@ -362,18 +364,14 @@ SPG_EXPORT void spattern_conv1x1(const float *in_b, const float *in_a, size_t in
   L.out = o_a + o_o;
   L.H = h[SPG_H_H];
   L.W = h[SPG_H_W];
-  L.opad = h[SPG_H_OUT_WP] != 0;
-  L.oh = L.opad ? h[SPG_H_OUT_HP] : L.H;
-  L.ow = L.opad ? h[SPG_H_OUT_WP] : L.W;
-  L.otop = L.opad ? h[SPG_H_OUT_TOP] : 0;
-  L.oleft = L.opad ? h[SPG_H_OUT_LEFT] : 0;
+  L.oplane = sp_plane_at(h + SPG_H_OUT_HP, L.H, L.W);
   const int npanels = h[SPG_H_NPANELS], panel = h[SPG_H_PANEL], bpg = h[SPG_H_BLOCKS_PER_GROUP];
   const int group = (int)(wg / (size_t)npanels), pi = (int)(wg % (size_t)npanels);
   const int b0 = group * bpg, b1 = b0 + bpg < h[SPG_H_NBLOCKS] ? b0 + bpg : h[SPG_H_NBLOCKS];
   const int p0 = pi * panel, p1 = pi == npanels - 1 ? L.P : p0 + panel; /* the last panel takes the rest */
-  if (L.opad) {
+  if (L.oplane.pad) {
     const int f1 = b1 * bs < L.F ? b1 * bs : L.F;
-    for (int f = b0 * bs; f < f1; ++f) spg_zero_border(&L, L.out + (size_t)f * L.oh * L.ow, p0, p1);
+    for (int f = b0 * bs; f < f1; ++f) spg_zero_border(&L, L.out + (size_t)f * L.oplane.h * L.oplane.w, p0, p1);
   }
   if (layout) {
     for (int b = b0; b < b1; ++b) spg_fblock(&L, b, p0, p1);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "maxpool2x2.h"
+#include "padded_plane.h"
 
 #if defined(__AVX512F__)
 #define VW 16
@@ -77,24 +78,22 @@ SPM_EXPORT void spattern_maxpool2x2(const float *in_b, const float *in_a, size_t
   const int32_t *h = t_a + t_o;
   if (h[SPM_H_MAGIC] != SPM_ABI_MAGIC) return;
   const int C = h[SPM_H_C], H = h[SPM_H_H], W = h[SPM_H_W], ho = h[SPM_H_HO], wo = h[SPM_H_WO];
-  const int opad = h[SPM_H_OUT_WP] != 0;
-  const int oh = opad ? h[SPM_H_OUT_HP] : ho, ow = opad ? h[SPM_H_OUT_WP] : wo;
-  const int top = opad ? h[SPM_H_OUT_TOP] : 0, left = opad ? h[SPM_H_OUT_LEFT] : 0;
+  const sp_plane o = sp_plane_at(h + SPM_H_OUT_HP, ho, wo);
   const int c0 = (int)wg * h[SPM_H_CPG], c1 = c0 + h[SPM_H_CPG] < C ? c0 + h[SPM_H_CPG] : C;
   for (int c = c0; c < c1; ++c) {
     const float *ip = in_a + in_o + (size_t)c * H * W;
-    float *op = o_a + o_o + (size_t)c * oh * ow;
-    if (opad) {
-      spm_zero(op, top * ow);
-      spm_zero(op + (size_t)(top + ho) * ow, (oh - top - ho) * ow);
+    float *op = o_a + o_o + (size_t)c * o.h * o.w;
+    if (o.pad) {
+      spm_zero(op, o.top * o.w);
+      spm_zero(op + (size_t)(o.top + ho) * o.w, (o.h - o.top - ho) * o.w);
     }
     for (int y = 0; y < ho; ++y) {
-      float *row = op + (size_t)(y + top) * ow;
-      if (opad) {
-        spm_zero(row, left);
-        spm_zero(row + left + wo, ow - left - wo);
+      float *row = op + (size_t)(y + o.top) * o.w;
+      if (o.pad) {
+        spm_zero(row, o.left);
+        spm_zero(row + o.left + wo, o.w - o.left - wo);
       }
-      spm_row(row + left, ip + (size_t)2 * y * W, ip + (size_t)(2 * y + 1) * W, wo);
+      spm_row(row + o.left, ip + (size_t)2 * y * W, ip + (size_t)(2 * y + 1) * W, wo);
     }
   }
 }

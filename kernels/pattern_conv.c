@@ -58,6 +58,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "padded_plane.h"
 #include "pattern_conv.h"
 #include "patterns.h"
 
@@ -116,9 +117,9 @@ typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));
 typedef struct {
   int C, F, Hp, Wp, Ho, Wo, stride, relu, nchunks, ntiles, tpg;
   const float *res; /* the residual [F, rh, rw] of this image (the Ho x Wo values at (rtop, rleft)), or NULL */
-  int rh, rw, rtop, rleft, rpad;
-  int oh, ow, otop, oleft, opad; /* output planes [oh, ow], the Ho x Wo outputs at (otop, oleft); opad: zeros
-                                    around them (the next conv's padding) are written too */
+  sp_plane rplane; /* the residual's planes: Ho x Wo values, or another conv's padded output */
+  sp_plane oplane; /* output planes, the Ho x Wo outputs in them; padded: the zeros around them (the next conv's
+                      padding) are written too */
   const float *w;
   const float *bias;
   const uint8_t *fidx;
@@ -248,17 +249,18 @@ static inline void spk_add_zero(spk_segs *S, int o, int n) {
 }
 
 static void spk_add_seg(const spk_layer *L, spk_segs *S, int a, int y, int x, int n) {
-  const int ow = L->ow, row = (y + L->otop) * ow;
-  S->sa[S->ns] = a, S->so[S->ns] = (y + L->rtop) * L->rw + L->rleft + x, S->sp[S->ns] = row + L->oleft + x;
+  const int ow = L->oplane.w, row = (y + L->oplane.top) * ow;
+  S->sa[S->ns] = a, S->so[S->ns] = (y + L->rplane.top) * L->rplane.w + L->rplane.left + x;
+  S->sp[S->ns] = row + L->oplane.left + x;
   S->sn[S->ns] = n, ++S->ns;
-  if (!L->opad) return;
+  if (!L->oplane.pad) return;
   if (x == 0) {
-    if (y == 0) spk_add_zero(S, 0, L->otop * ow);
-    spk_add_zero(S, row, L->oleft);
+    if (y == 0) spk_add_zero(S, 0, L->oplane.top * ow);
+    spk_add_zero(S, row, L->oplane.left);
   }
   if (x + n == L->Wo) {
-    spk_add_zero(S, row + L->oleft + L->Wo, ow - L->oleft - L->Wo);
-    if (y == L->Ho - 1) spk_add_zero(S, row + ow, (L->oh - L->otop - L->Ho) * ow);
+    spk_add_zero(S, row + L->oplane.left + L->Wo, ow - L->oplane.left - L->Wo);
+    if (y == L->Ho - 1) spk_add_zero(S, row + ow, (L->oplane.h - L->oplane.top - L->Ho) * ow);
   }
 }
 
@@ -268,7 +270,7 @@ static void spk_prefetch_out(const spk_layer *L, const spk_segs *S, float *out, 
 #if SPK_PF_OUT
   const int nf = L->chunk_nf[chunk];
   for (int j = 0; j < nf; ++j) {
-    const char *of = (const char *)(out + (size_t)L->chunk_fil[chunk * SPK_CHUNK + j] * L->oh * L->ow);
+    const char *of = (const char *)(out + (size_t)L->chunk_fil[chunk * SPK_CHUNK + j] * L->oplane.h * L->oplane.w);
     for (int i = 0; i < S->ns; ++i)
       for (int o = S->sp[i] * 4; o < (S->sp[i] + S->sn[i]) * 4 + 63; o += 64) __builtin_prefetch(of + o, 1, 2);
   }
@@ -283,8 +285,8 @@ static void spk_write_out(const spk_layer *L, const spk_segs *S, float *out, int
   for (int j = 0; j < nf; ++j) {
     const int f = L->chunk_fil[chunk * SPK_CHUNK + j];
     const float b = L->bias[f];
-    float *of = out + (size_t)f * L->oh * L->ow;
-    const float *rf = L->res ? L->res + (size_t)f * L->rh * L->rw : NULL;
+    float *of = out + (size_t)f * L->oplane.h * L->oplane.w;
+    const float *rf = L->res ? L->res + (size_t)f * L->rplane.h * L->rplane.w : NULL;
     const float *aj = acc + j * ACC_STRIDE;
     for (int i = 0; i < S->ns; ++i)
       spk_store(of + S->sp[i], aj + S->sa[i], rf ? rf + S->so[i] : NULL, S->sn[i], b, relu);
@@ -353,7 +355,7 @@ static void spk_tile_s2(const spk_layer *L, const float *in, float *out, int chu
   int sj[SPK_TILE], si[SPK_TILE], sn[SPK_TILE], ns = 0;
   spk_segs S;
   S.ns = S.nz = 0;
-  const int rows = L->opad || L->rpad; /* a padded output or residual: one segment per row */
+  const int rows = L->oplane.pad || L->rplane.pad; /* a padded output or residual: one segment per row */
   if (!rows) spk_add_seg(L, &S, 0, q0 / Wo, q0 % Wo, n);
   for (int q = q0; q < q0 + n;) {
     const int y = q / Wo, x = q - y * Wo, e = y * Wo + Wo < q0 + n ? y * Wo + Wo : q0 + n;
@@ -422,18 +424,10 @@ SPK_EXPORT void spattern_pattern_conv(const float *in_b, const float *in_a, size
   const int group = rest % ngroups, n = rest / ngroups;
   if (n >= h[SPK_H_N]) return;
   const float *in = in_a + in_o + (size_t)n * L.C * L.Hp * L.Wp;
-  L.opad = h[SPK_H_OUT_WP] != 0;
-  L.oh = L.opad ? h[SPK_H_OUT_HP] : L.Ho;
-  L.ow = L.opad ? h[SPK_H_OUT_WP] : L.Wo;
-  L.otop = L.opad ? h[SPK_H_OUT_TOP] : 0;
-  L.oleft = L.opad ? h[SPK_H_OUT_LEFT] : 0;
-  float *out = o_a + o_o + (size_t)n * L.F * L.oh * L.ow;
-  L.rpad = h[SPK_H_RES_WP] != 0;
-  L.rh = L.rpad ? h[SPK_H_RES_HP] : L.Ho;
-  L.rw = L.rpad ? h[SPK_H_RES_WP] : L.Wo;
-  L.rtop = L.rpad ? h[SPK_H_RES_TOP] : 0;
-  L.rleft = L.rpad ? h[SPK_H_RES_LEFT] : 0;
-  L.res = h[SPK_H_RESIDUAL] ? r_a + r_o + (size_t)n * L.F * L.rh * L.rw : NULL;
+  L.oplane = sp_plane_at(h + SPK_H_OUT_HP, L.Ho, L.Wo);
+  float *out = o_a + o_o + (size_t)n * L.F * L.oplane.h * L.oplane.w;
+  L.rplane = sp_plane_at(h + SPK_H_RES_HP, L.Ho, L.Wo);
+  L.res = h[SPK_H_RESIDUAL] ? r_a + r_o + (size_t)n * L.F * L.rplane.h * L.rplane.w : NULL;
   float acc[SPK_CHUNK * ACC_STRIDE] __attribute__((aligned(64)));
   const int t0 = group * L.tpg, t1 = t0 + L.tpg < L.ntiles ? t0 + L.tpg : L.ntiles;
   for (int t = t0; t < t1; ++t) {

@@ -25,7 +25,8 @@ BUILD_DIR = ROOT / "build" / "kernels"
 INSTALL_DIR = ROOT / "spattern" / "_kernels"
 ISAS = ("x86_64_avx512", "x86_64_avx2", "aarch64_neon")
 SOURCES = ("kernels/pattern_conv.c", "kernels/pattern_conv.h", "kernels/patterns.h", "kernels/conv1x1.c",
-           "kernels/conv1x1.h", "kernels/maxpool2x2.c", "kernels/maxpool2x2.h", "CMakeLists.txt")
+           "kernels/conv1x1.h", "kernels/maxpool2x2.c", "kernels/maxpool2x2.h", "kernels/padded_plane.h",
+           "CMakeLists.txt")
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def pack_maxpool(c: int, h: int, w: int, *, out_pad: tuple[int, int, int, int] =
                  workgroups: int | None = None) -> PackedMaxPool:
     """A 2x2 / stride-2 max pool of a [1, c, h, w] image (h, w >= 2); out_pad: write the output with these zeros
     around it (microkernel_abi.consumer_pads of the pattern conv reading it); workgroups: at most this many."""
-    if min(c, h, w) < 1 or h < 2 or w < 2:
+    if c < 1 or h < 2 or w < 2:
         raise ConfigError(f"pack_maxpool: a 2x2 pool needs an image of at least 2x2, got {c}x{h}x{w}")
     ho, wo = h // 2, w // 2
     limit = workgroups or DEFAULT_WORKGROUPS

@@ -278,8 +278,9 @@ def padded_shape(shape: tuple[int, int, int, int], pads: tuple[int, int, int, in
 
 
 def padded_plane_slots(prefix: str, h: int, w: int, pads: tuple[int, int, int, int]) -> dict[str, int]:
-    """The header slots <prefix>_HP, _WP, _TOP, _LEFT of an h x w plane stored with pads around it (both kernels'
-    padded outputs, the pattern kernel's padded residual); none without pads (the slots stay 0: unpadded)."""
+    """The header slots <prefix>_HP, _WP, _TOP, _LEFT of an h x w plane stored with pads around it (every kernel's
+    padded output, the pattern kernel's padded residual; read by kernels/padded_plane.h's sp_plane_at); none without
+    pads (the slots stay 0: unpadded)."""
     if not any(pads):
         return {}
     top, bottom, left, right = pads
