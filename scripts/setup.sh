@@ -40,12 +40,26 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 stamp=.venv/.spattern-setup-stamp
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+# pip's wheel cache would double the install's disk use (torch, IREE and torch-mlir are ~1.5 GB unpacked), and
+# a full disk must stop the set-up with a message, not with an import error three steps later.
+pip_install() {
+  local status
+  set +e
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-cache-dir "$@" 2>&1 | grep -v 'is ignored'
+  status=${PIPESTATUS[0]}
+  set -e
+  if ((status != 0)); then
+    log "ERROR: 'pip install $*' failed (exit $status). Free disk space here: $(df -h --output=avail . | tail -n1 | tr -d ' ')."
+    log "       Fix the cause printed above (a full disk needs ~2.5 GB free) and run scripts/setup.sh again."
+    exit "$status"
+  fi
+}
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   log "installing torch 2.13.0 (CPU) first, on its own"
-  .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" 2>&1 | grep -v 'is ignored' || true
+  pip_install "torch==2.13.0"
   .venv/bin/python -c 'import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith("2.13.0") and "cu" not in v.split("+")[-1] else f"torch {v} is not the 2.13.0 CPU build")'
   log "installing spattern and its test dependencies"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v 'is ignored' || true
+  pip_install -e '.[test]'
   .venv/bin/python -c 'import spattern, torch_mlir, iree.compiler, iree.runtime, lit, pytest' 
   echo "$want" > "$stamp"
 else

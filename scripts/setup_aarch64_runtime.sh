@@ -34,7 +34,7 @@ if [[ -z $wheel ]]; then
   log "downloading iree-base-runtime==$version for manylinux_2_28_aarch64"
   # --python-version matches the venv so pip picks a wheel that exists; the tools inside are the same for all.
   pyver=$("$py" -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')
-  "$py" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+  "$py" -m pip download -q --disable-pip-version-check --no-cache-dir --no-deps --only-binary=:all: \
     --platform manylinux_2_28_aarch64 --python-version "$pyver" \
     -d "$cache/wheels" "iree-base-runtime==$version" 2>&1 | grep -v 'is ignored' >&2 || true
   wheel=$(ls "$cache"/wheels/iree_base_runtime-"$version"-*manylinux*aarch64*.whl 2>/dev/null | head -n1 || true)
