@@ -5,13 +5,16 @@
  * Same five buffers as the pattern conv (each an MLIR memref<?xT> descriptor: base, aligned, offset, size, stride):
  *   in  f32 [C, P]        the input image
  *   w   f32 [FB*C*B + F]  the weights packed per block of B filters, [FB][C][B] (filters past F are zeros),
- *                         then the bias of every filter (a BatchNorm folded in); B = SPG_BLOCK (LAYOUT 0) or
- *                         SPG_FBLOCK (LAYOUT 1)
+ *                         then the bias of every filter (a BatchNorm folded in); B = SPG_BLOCK (LAYOUT 0),
+ *                         SPG_FBLOCK (LAYOUT 1) or the header's BLOCK (LAYOUT 2)
  *   tab i32 [SPG_H_SIZE]  the header below
  *   res f32 [F, P]        the residual, added before the ReLU when SPG_H_RESIDUAL is set (else not read)
  *   out f32 [F, P]        or [F, OUT_HP, OUT_WP] for a padded output (header)
  * LAYOUT 0 vectorizes over positions (microtiles of 8 filters x vectors of positions), LAYOUT 1 over filters
- * (microtiles of 32 filters x a few positions, for small images whose positions do not fill whole vectors).
+ * (microtiles of 32 filters x a few positions, for small images whose positions do not fill whole vectors),
+ * LAYOUT 2 over filters too, for a single position (a Linear layer at batch 1): blocks of BLOCK filters (a
+ * multiple of 16, at most SPG_VBLOCK_MAX, chosen per layer), each block's channel rows contiguous, so that the
+ * kernel skips the rows of the channels whose input is zero.
  * Workgroup id = group * npanels + panel: filter blocks [group * blocks_per_group, +blocks_per_group) over
  * positions [panel * panel_len, +panel_len) (the last panel: to P). A padded output's zeros are written by the
  * workgroups whose panel holds the first (top rows, left column) or last (right column, bottom rows) position
@@ -25,6 +28,7 @@
 #ifndef SPG_FBLOCK
 #define SPG_FBLOCK 32 /* filters per block, LAYOUT 1 */
 #endif
+#define SPG_VBLOCK_MAX 1024 /* filters per block, LAYOUT 2: at most this (its accumulators: 4 KiB of stack) */
 
 enum {
   SPG_H_MAGIC = 0,
@@ -44,7 +48,7 @@ enum {
   SPG_H_OUT_WP, /* OUT_LEFT) and zeros around them: the next pattern conv's padded input, written in place */
   SPG_H_OUT_TOP, /* of a pad */
   SPG_H_OUT_LEFT,
-  SPG_H_LAYOUT, /* 0: vectors over positions; 1: vectors over filters */
+  SPG_H_LAYOUT, /* 0: vectors over positions; 1: vectors over filters; 2: one position, zero inputs skipped */
   SPG_H_SIZE = 24
 };
 

@@ -67,7 +67,7 @@ class Lower1x1ToMicrokernels:
                 epilogue, padded, layout = lowered
                 stats["convs"] += 1
                 stats["padded_outputs"] += padded
-                stats["filter_layout"] += layout
+                stats["filter_layout"] += layout != 0  # 1, or 2 (one position): vectors over filters
                 stats["fused_relu"] += epilogue.relu
                 stats["fused_residual"] += epilogue.residual is not None
             used = {ir.FlatSymbolRefAttr(op.attributes["callee"]).value for op in ops_named(module, "func.call")}

@@ -2,9 +2,10 @@
 through ctypes. Mirrors kernels/conv1x1.h exactly (header slots, weight packing); `lower-1x1-to-microkernels`
 emits what this packs as constants, and tests feed the C kernel directly.
 
-Two layouts (conv1x1.h's LAYOUT): 0 vectorizes over positions (blocks of 8 filters x vectors of positions), 1 over
+Three layouts (conv1x1.h's LAYOUT): 0 vectorizes over positions (blocks of 8 filters x vectors of positions), 1 over
 filters (blocks of 32 filters x a few positions), for small images whose positions leave vector lanes empty
-(filter_layout), down to one position: a Linear layer at batch 1 (lower-linear-to-microkernels).
+(filter_layout), and 2 for one position, a Linear layer at batch 1 (lower-linear-to-microkernels): a
+matrix-vector product in blocks of up to 1024 filters (vector_block) that skips the weights of zero inputs.
 
 Work split (split_work, split_work_filters): one workgroup is a group of filter blocks over a panel of positions;
 a layer has about `workgroups` of them (enough for 2-8 threads). Layout 0 splits positions first, and a panel
@@ -32,6 +33,8 @@ PANEL_BYTES = 512 * 1024  # input bytes per panel: a quarter of this machine's 2
 FILTER_PANEL_ALIGN = 14  # positions: a multiple of every object's layout-1 microtile (AVX-512: 7, else 2)
 FILTER_LAYOUT_WASTE = 0.2  # layout 1 where layout 0 would leave more than this share of lanes empty
 FILTER_LAYOUT_MIN_C = 256  # ... over at least this many channels (filter_layout)
+VBLOCK_MAX = 1024  # SPG_VBLOCK_MAX: filters per block, layout 2 (a channel's row of a block: 4 KiB at most)
+VECTOR_MIN_BLOCKS = 4  # layout 2: blocks (= workgroups) per layer when the filters allow, for 2-4 threads
 MIN_MACS_PER_WORKGROUP = 1 << 20
 KERNEL = "conv1x1"
 
@@ -44,7 +47,7 @@ class PackedConv1x1:
     f: int
     h: int
     w: int
-    weights: np.ndarray  # f32 [nblocks * C * block + F]: packed [nblocks][C][block] (8 or 32: the layout), then bias
+    weights: np.ndarray  # f32 [nblocks * C * block + F]: packed [nblocks][C][block] (block: the layout's), then bias
     table: np.ndarray  # i32 [HEADER_SIZE]
     workgroups: int
     relu: bool
@@ -66,7 +69,7 @@ class PackedConv1x1:
 
     @property
     def layout(self) -> int:
-        """0: vectors over positions, 1: over filters (filter_layout)."""
+        """0: vectors over positions, 1: over filters (filter_layout), 2: one position (choose_layout)."""
         return int(self.table[H["LAYOUT"]])
 
 
@@ -116,6 +119,18 @@ def filter_layout(c: int, p: int) -> bool:
     return p < PANEL_ALIGN // 2 or (c >= FILTER_LAYOUT_MIN_C and p < (1 - FILTER_LAYOUT_WASTE) * position_lanes(p))
 
 
+def choose_layout(c: int, p: int) -> int:
+    """The layout pack_conv1x1 picks: 2 for one position, else 1 where filter_layout says so, else 0."""
+    return 2 if p == 1 else int(filter_layout(c, p))
+
+
+def vector_block(f: int) -> int:
+    """Filters per block in layout 2: VECTOR_MIN_BLOCKS blocks (workgroups) when F allows, each a multiple of 16
+    (a whole number of vectors on every ISA) and at most VBLOCK_MAX. Measured on VGG-16's 4096-filter layers
+    (a C harness, two threads): 1024-filter blocks, whose channel rows are 4 KiB, skip zero inputs best."""
+    return min(VBLOCK_MAX, -(-(-(-f // VECTOR_MIN_BLOCKS)) // 16) * 16)
+
+
 def default_workgroups(macs: int) -> int:
     """About DEFAULT_WORKGROUPS, fewer for small convs: a workgroup does at least MIN_MACS_PER_WORKGROUP
     (a few tens of microseconds), since each costs IREE a few microseconds to schedule (ResNet-18's 256->512
@@ -129,7 +144,8 @@ def pack_conv1x1(weight: np.ndarray, bias: np.ndarray | None, h: int, w: int, *,
                  out_pad: tuple[int, int, int, int] = (0, 0, 0, 0), layout: int | None = None) -> PackedConv1x1:
     """weight [F, C] or [F, C, 1, 1], bias [F] or None; h x w the image the conv runs over; out_pad: write the
     output with these zeros around it (microkernel_abi.consumer_pads of the pattern conv reading it);
-    workgroups: about how many (None: default_workgroups); layout: 0 or 1 (None: filter_layout decides)."""
+    workgroups: about how many (None: default_workgroups; layout 2 has one per block); layout: 0, 1 or 2
+    (None: choose_layout decides)."""
     wt = np.asarray(weight, dtype=np.float32)
     if wt.ndim == 4:
         if wt.shape[2:] != (1, 1):
@@ -140,17 +156,22 @@ def pack_conv1x1(weight: np.ndarray, bias: np.ndarray | None, h: int, w: int, *,
     f, c = wt.shape
     p = h * w
     if layout is None:
-        layout = int(filter_layout(c, p))
-    if layout not in (0, 1):
-        raise ConfigError(f"pack_conv1x1: layout must be 0 or 1, got {layout}")
-    block = FBLOCK if layout else BLOCK
+        layout = choose_layout(c, p)
+    if layout not in (0, 1, 2) or (layout == 2 and p != 1):
+        raise ConfigError(f"pack_conv1x1: layout must be 0, 1 or (for a 1x1 image) 2, got {layout} for {h}x{w}")
+    block = vector_block(f) if layout == 2 else FBLOCK if layout else BLOCK
     nblocks = -(-f // block)
     padded = np.zeros((nblocks * block, c), dtype=np.float32)
     padded[:f] = wt
     packed = padded.reshape(nblocks, block, c).transpose(0, 2, 1)  # [nblocks][C][block]
     b = np.zeros(f, dtype=np.float32) if bias is None else np.asarray(bias, dtype=np.float32).reshape(f)
     wgs = workgroups or default_workgroups(c * f * p)
-    bpg, groups, panel, npanels = split_work_filters(f, p, wgs) if layout else split_work(c, f, p, wgs)
+    if layout == 2:
+        bpg, groups, panel, npanels = 1, nblocks, 1, 1
+    elif layout == 1:
+        bpg, groups, panel, npanels = split_work_filters(f, p, wgs)
+    else:
+        bpg, groups, panel, npanels = split_work(c, f, p, wgs)
     out_pad = tuple(int(v) for v in out_pad)
     table = np.zeros(HEADER_SIZE, dtype=np.int32)
     for key, value in {"MAGIC": ABI_MAGIC, "C": c, "F": f, "P": p, "BLOCK": block, "NBLOCKS": nblocks,
