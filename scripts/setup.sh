@@ -49,7 +49,9 @@ pip_install() {
   status=${PIPESTATUS[0]}
   set -e
   if ((status != 0)); then
-    log "ERROR: 'pip install $*' failed (exit $status). Free disk space here: $(df -h --output=avail . | tail -n1 | tr -d ' ')."
+    local free
+    free=$(df -h --output=avail . | tail -n1 | tr -d ' ')
+    log "ERROR: 'pip install $*' failed (exit $status). Free disk space here: $free."
     log "       Fix the cause printed above (a full disk needs ~2.5 GB free) and run scripts/setup.sh again."
     exit "$status"
   fi

@@ -5,9 +5,9 @@ Rewrites what torch-mlir makes of a batch-1 Linear,
 `linalg.matmul(x: [1, K], W^T: [K, N], zeros: [1, N])` (W^T a constant, as a rule `linalg.transpose` of the
 [N, K] weight), the bias add after it (a constant [N] or [1, N] added along the outputs) and a ReLU after that,
 into `collapse(call @spattern_mk_<n>(expand(x) [1, K, 1, 1], %weights, %table)) : [1, N]`, the weights and bias
-packed by `spattern.runtime.conv1x1_abi` (layout 2: [N/B][K][B] with B up to 1024, then the bias). The private declaration
-carries `spattern.microkernel = {kernel = "conv1x1", ...}`, which `materialize_microkernels` turns into a custom
-dispatch of kernels/conv1x1.c, as for the 1x1 convs.
+packed by `spattern.runtime.conv1x1_abi` (layout 2: [N/B][K][B] with B up to 1024, then the bias). The private
+declaration carries `spattern.microkernel = {kernel = "conv1x1", ...}`, which `materialize_microkernels` turns
+into a custom dispatch of kernels/conv1x1.c, as for the 1x1 convs.
 
 Why it pays: at batch 1 a Linear is a matrix-vector product, bound by reading its weights once from memory. IREE's
 matmul read VGG-16's first classifier layer (25088 -> 4096, 411 MB: a fifth of the pattern model's time) at 12

@@ -128,7 +128,8 @@ def vector_block(f: int) -> int:
     """Filters per block in layout 2: VECTOR_MIN_BLOCKS blocks (workgroups) when F allows, each a multiple of 16
     (a whole number of vectors on every ISA) and at most VBLOCK_MAX. Measured on VGG-16's 4096-filter layers
     (a C harness, two threads): 1024-filter blocks, whose channel rows are 4 KiB, skip zero inputs best."""
-    return min(VBLOCK_MAX, -(-(-(-f // VECTOR_MIN_BLOCKS)) // 16) * 16)
+    per_block = -(-f // VECTOR_MIN_BLOCKS)
+    return min(VBLOCK_MAX, -(-per_block // 16) * 16)
 
 
 def default_workgroups(macs: int) -> int:
