@@ -239,8 +239,9 @@ static inline __attribute__((always_inline)) void spg_fmicro(const spg_layer *L,
     _Pragma("clang loop unroll(full)") for (int v = 0; v < FV; ++v) ST(t + j * SPG_FBLOCK + v * VW, acc[j][v]);
 }
 
-/* spg_fmicro for one position (a Linear layer, or a 1x1 image): a matrix-vector product, bound by streaming the
- * weights (2 vectors per channel for 2 FMAs). The channels are cut into SPG_GEMV_STREAMS segments walked side by
+/* spg_fmicro for one position in layout 1 (pack_conv1x1 picks layout 2 for one position since session 10; this
+ * loop runs where layout 1 is asked for): a matrix-vector product, bound by streaming the weights (2 vectors per
+ * channel for 2 FMAs). The channels are cut into SPG_GEMV_STREAMS segments walked side by
  * side, each with its own accumulators: that many sequential streams from memory at once (one stream is
  * limited by how far ahead the hardware prefetcher runs), and no FMA latency chain holding back the loads.
  * Measured (VGG-16's 25088 -> 4096 layer, 411 MB, ctypes): 1 / 2 / 4 / 8 streams 12.8 / 13.3 / 14.3 / 14.5 GB/s
