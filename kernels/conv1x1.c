@@ -39,21 +39,18 @@
 
 #include "conv1x1.h"
 #include "padded_plane.h"
+#include "simd.h"
 
 /* NV: vectors of positions per microtile; SPG_BLOCK * NV accumulators live in registers. */
 #if defined(__AVX512F__)
-#define VW 16
 #ifndef NV
 #define NV 2 /* 32 zmm: 16 accumulators + 2 inputs + broadcasts */
 #endif
 #elif defined(__AVX2__)
-#define VW 8
 #define NV 1 /* 16 ymm: 8 accumulators + 1 input + broadcasts */
 #elif defined(__ARM_NEON) || defined(__aarch64__)
-#define VW 4
 #define NV 2 /* 32 q registers: 16 accumulators + 2 inputs + weights */
 #else
-#define VW 4
 #define NV 1
 #endif
 
@@ -73,17 +70,6 @@
 #define SPG_FSUB 16 /* LAYOUT 1: microtiles per sub-panel (accumulators: NPF x 2 KiB each) */
 #endif
 
-typedef float vf __attribute__((vector_size(VW * 4)));
-typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));
-typedef int32_t vi __attribute__((vector_size(VW * 4)));
-#define LD(p) (*(const vfu *)(p))
-#define ST(p, v) (*(vfu *)(p) = (v))
-
-#if defined(__aarch64__)
-#define SPG_EXPORT __attribute__((visibility("hidden"))) /* see pattern_conv.c: no PLT slot in IREE's ELF */
-#else
-#define SPG_EXPORT __attribute__((visibility("default")))
-#endif
 #ifndef SPG_PACK
 #define SPG_PACK 1 /* copy a microtile's input into a contiguous buffer (p-outer order) */
 #endif
@@ -109,13 +95,6 @@ static inline void spg_copy(float *restrict dst, const float *restrict src, int 
   for (; i < n; ++i) dst[i] = src[i];
 }
 
-/* dst[0..n) = 0 */
-static inline void spg_zero(float *restrict dst, int n) {
-  int i = 0;
-  for (; i + VW <= n; i += VW) ST(dst + i, (vf){0});
-  for (; i < n; ++i) dst[i] = 0.0f;
-}
-
 /* A padded output plane gets positions [p, p + n) (values in src) row segment by row segment. */
 static void spg_store_padded(const spg_layer *L, float *plane, const float *src, int p, int n) {
   for (int q = p; q < p + n;) {
@@ -130,13 +109,13 @@ static void spg_store_padded(const spg_layer *L, float *plane, const float *src,
 static void spg_zero_border(const spg_layer *L, float *plane, int p0, int p1) {
   const int W = L->W, ow = L->oplane.w, right = ow - L->oplane.left - W;
   for (int y = (p0 + W - 1) / W; y * W < p1; ++y) { /* rows starting in the panel */
-    if (y == 0) spg_zero(plane, L->oplane.top * ow);
-    spg_zero(plane + (size_t)(y + L->oplane.top) * ow, L->oplane.left);
+    if (y == 0) sp_zero(plane, L->oplane.top * ow);
+    sp_zero(plane + (size_t)(y + L->oplane.top) * ow, L->oplane.left);
   }
   for (int y = p0 / W; y * W + W - 1 < p1; ++y) { /* rows ending in the panel */
     if (y * W + W - 1 < p0) continue;
-    spg_zero(plane + (size_t)(y + L->oplane.top) * ow + L->oplane.left + W, right);
-    if (y == L->H - 1) spg_zero(plane + (size_t)(L->H + L->oplane.top) * ow, (L->oplane.h - L->oplane.top - L->H) * ow);
+    sp_zero(plane + (size_t)(y + L->oplane.top) * ow + L->oplane.left + W, right);
+    if (y == L->H - 1) sp_zero(plane + (size_t)(L->H + L->oplane.top) * ow, (L->oplane.h - L->oplane.top - L->H) * ow);
   }
 }
 
@@ -401,7 +380,7 @@ static void spg_scalar(const spg_layer *L, int b, int p0, int p1) {
 }
 
 /* Entry point, one workgroup (conv1x1.h). Each memref arrives as (base, aligned, offset, size, stride). */
-SPG_EXPORT void spattern_conv1x1(const float *in_b, const float *in_a, size_t in_o, size_t in_n, size_t in_s,
+SP_EXPORT void spattern_conv1x1(const float *in_b, const float *in_a, size_t in_o, size_t in_n, size_t in_s,
                                  const float *w_b, const float *w_a, size_t w_o, size_t w_n, size_t w_s,
                                  const int32_t *t_b, const int32_t *t_a, size_t t_o, size_t t_n, size_t t_s,
                                  const float *r_b, const float *r_a, size_t r_o, size_t r_n, size_t r_s,

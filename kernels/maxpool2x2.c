@@ -14,46 +14,10 @@
 
 #include "maxpool2x2.h"
 #include "padded_plane.h"
-
-#if defined(__AVX512F__)
-#define VW 16
-#elif defined(__AVX2__)
-#define VW 8
-#else
-#define VW 4
-#endif
-
-typedef float vf __attribute__((vector_size(VW * 4)));
-typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));
-#define LD(p) (*(const vfu *)(p))
-#define ST(p, v) (*(vfu *)(p) = (v))
-
-#if VW == 16
-#define SPM_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
-#define SPM_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
-#elif VW == 8
-#define SPM_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
-#define SPM_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15)
-#else
-#define SPM_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6)
-#define SPM_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7)
-#endif
-
-#if defined(__aarch64__)
-#define SPM_EXPORT __attribute__((visibility("hidden"))) /* see pattern_conv.c: no PLT slot in IREE's ELF */
-#else
-#define SPM_EXPORT __attribute__((visibility("default")))
-#endif
+#include "simd.h"
 
 static inline vf spm_vmax(vf a, vf b) { return __builtin_elementwise_max(a, b); }
 static inline float spm_max(float a, float b) { return a > b ? a : b; }
-
-/* dst[0..n) = 0 */
-static inline void spm_zero(float *restrict dst, int n) {
-  int i = 0;
-  for (; i + VW <= n; i += VW) ST(dst + i, (vf){0});
-  for (; i < n; ++i) dst[i] = 0.0f;
-}
 
 /* out[x] = max of the 2x2 window at (2y, 2x) for x < wo, from the input rows r0 and r1. */
 static inline void spm_row(float *restrict out, const float *restrict r0, const float *restrict r1, int wo) {
@@ -61,14 +25,14 @@ static inline void spm_row(float *restrict out, const float *restrict r0, const 
   for (; x + VW <= wo; x += VW) {
     const vf a = spm_vmax(LD(r0 + 2 * x), LD(r1 + 2 * x));
     const vf b = spm_vmax(LD(r0 + 2 * x + VW), LD(r1 + 2 * x + VW));
-    ST(out + x, spm_vmax(SPM_EVEN(a, b), SPM_ODD(a, b)));
+    ST(out + x, spm_vmax(SP_EVEN(a, b), SP_ODD(a, b)));
   }
   for (; x < wo; ++x)
     out[x] = spm_max(spm_max(r0[2 * x], r0[2 * x + 1]), spm_max(r1[2 * x], r1[2 * x + 1]));
 }
 
 /* Entry point, one workgroup (maxpool2x2.h). Each memref arrives as (base, aligned, offset, size, stride). */
-SPM_EXPORT void spattern_maxpool2x2(const float *in_b, const float *in_a, size_t in_o, size_t in_n, size_t in_s,
+SP_EXPORT void spattern_maxpool2x2(const float *in_b, const float *in_a, size_t in_o, size_t in_n, size_t in_s,
                                     const float *w_b, const float *w_a, size_t w_o, size_t w_n, size_t w_s,
                                     const int32_t *t_b, const int32_t *t_a, size_t t_o, size_t t_n, size_t t_s,
                                     const float *r_b, const float *r_a, size_t r_o, size_t r_n, size_t r_s,
@@ -84,14 +48,14 @@ SPM_EXPORT void spattern_maxpool2x2(const float *in_b, const float *in_a, size_t
     const float *ip = in_a + in_o + (size_t)c * H * W;
     float *op = o_a + o_o + (size_t)c * o.h * o.w;
     if (o.pad) {
-      spm_zero(op, o.top * o.w);
-      spm_zero(op + (size_t)(o.top + ho) * o.w, (o.h - o.top - ho) * o.w);
+      sp_zero(op, o.top * o.w);
+      sp_zero(op + (size_t)(o.top + ho) * o.w, (o.h - o.top - ho) * o.w);
     }
     for (int y = 0; y < ho; ++y) {
       float *row = op + (size_t)(y + o.top) * o.w;
       if (o.pad) {
-        spm_zero(row, o.left);
-        spm_zero(row + o.left + wo, o.w - o.left - wo);
+        sp_zero(row, o.left);
+        sp_zero(row + o.left + wo, o.w - o.left - wo);
       }
       spm_row(row + o.left, ip + (size_t)2 * y * W, ip + (size_t)(2 * y + 1) * W, wo);
     }

@@ -61,21 +61,18 @@
 #include "padded_plane.h"
 #include "pattern_conv.h"
 #include "patterns.h"
+#include "simd.h"
 
 /* VPS: vectors per sub-tile. A run loads its pattern's 3 off-centre tap rows (3*VPS vectors; the centre tap,
  * in every candidate, is loaded once per channel) into registers and reuses them for every kernel of the run; VPS is as large as the register file allows so that each kernel's
  * fixed costs (4 weight broadcasts, accumulator load/store, index) are spread over 4*VPS FMAs. */
 #if defined(__AVX512F__)
-#define VW 16
 #define VPS 6 /* 32 zmm: 24 taps + 4 broadcast weights + 1-2 accumulators (one vector at a time) */
 #elif defined(__AVX2__)
-#define VW 8
 #define VPS 2 /* 16 ymm: 8 taps + 2 accumulators + weights */
 #elif defined(__ARM_NEON) || defined(__aarch64__)
-#define VW 4
 #define VPS 4 /* 32 q registers: 16 taps + 4 accumulators + 4 weights (6 would spill: clang keeps every accumulator live) */
 #else
-#define VW 4
 #define VPS 1
 #endif
 #define SW (VW * VPS) /* sub-tile width in positions */
@@ -98,20 +95,6 @@
 
 #if SPK_TILE % SW != 0
 #error "SPK_TILE must be a multiple of the sub-tile width"
-#endif
-
-typedef float vf __attribute__((vector_size(VW * 4)));
-typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));
-#define LD(p) (*(const vfu *)(p))
-#define ST(p, v) (*(vfu *)(p) = (v))
-
-/* x86_64: default visibility, so tests can load the object as a shared library through ctypes. aarch64: hidden,
- * because a default-visibility symbol is preemptible in IREE's embedded ELF and lld then calls it through a PLT
- * slot that IREE's aarch64 loader leaves unrelocated (the module jumped to the link-time address and crashed). */
-#if defined(__aarch64__)
-#define SPK_EXPORT __attribute__((visibility("hidden")))
-#else
-#define SPK_EXPORT __attribute__((visibility("default")))
 #endif
 
 typedef struct {
@@ -183,8 +166,6 @@ static inline __attribute__((always_inline)) void spk_channel(const spk_layer *L
 #undef TAP
 }
 
-typedef int32_t vi __attribute__((vector_size(VW * 4)));
-
 /* A tile's channel pass over its first len positions. Whole tiles: VPS-vector passes. A short tile (a small
  * image's only tile, or the last one) gets one pass of just enough vectors when that is fewer than VPS, so little
  * is computed past its end: 7x7 (63 positions over the padded width) computes 64 instead of 96, 14x14's last
@@ -224,13 +205,6 @@ static inline void spk_store(float *restrict dst, const float *restrict src, con
     const float v = src[i] + b + (res ? res[i] : 0.0f);
     dst[i] = (relu && v < 0.0f) ? 0.0f : v;
   }
-}
-
-/* dst[0..n) = 0 */
-static inline void spk_zero(float *restrict dst, int n) {
-  int i = 0;
-  for (; i + VW <= n; i += VW) ST(dst + i, (vf){0});
-  for (; i < n; ++i) dst[i] = 0.0f;
 }
 
 /* A tile's output segments (runs of one output row): accumulator offset, offset in the residual's plane
@@ -290,7 +264,7 @@ static void spk_write_out(const spk_layer *L, const spk_segs *S, float *out, int
     const float *aj = acc + j * ACC_STRIDE;
     for (int i = 0; i < S->ns; ++i)
       spk_store(of + S->sp[i], aj + S->sa[i], rf ? rf + S->so[i] : NULL, S->sn[i], b, relu);
-    for (int z = 0; z < S->nz; ++z) spk_zero(of + S->zo[z], S->zn[z]);
+    for (int z = 0; z < S->nz; ++z) sp_zero(of + S->zo[z], S->zn[z]);
   }
 }
 
@@ -333,16 +307,6 @@ static void spk_tile_s1(const spk_layer *L, const float *in, float *out, int chu
  * a segment's last vector may spill up to VW - 1 positions past its end (overwritten by the next segment, or
  * unused past the tile). */
 #define TSTR (SPK_TILE + VW)
-#if VW == 16
-#define SPK_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
-#define SPK_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
-#elif VW == 8
-#define SPK_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
-#define SPK_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15)
-#else
-#define SPK_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6)
-#define SPK_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7)
-#endif
 static void spk_tile_s2(const spk_layer *L, const float *in, float *out, int chunk, int tile,
                         float *restrict acc) {
   const int nf = L->chunk_nf[chunk], Wp = L->Wp, plane = L->Hp * Wp, Wo = L->Wo, HW = L->Ho * L->Wo;
@@ -374,9 +338,9 @@ static void spk_tile_s2(const spk_layer *L, const float *in, float *out, int chu
         for (int i = 0; i < sn[g]; i += VW) {
           const vf a = LD(row + 2 * i), b = LD(row + 2 * i + VW);
           const vf a2 = LD(row + 2 * i + 2), b2 = LD(row + 2 * i + 2 + VW);
-          ST(d0 + i, SPK_EVEN(a, b));
-          ST(d1 + i, SPK_ODD(a, b));
-          ST(d2 + i, SPK_EVEN(a2, b2));
+          ST(d0 + i, SP_EVEN(a, b));
+          ST(d1 + i, SP_ODD(a, b));
+          ST(d2 + i, SP_EVEN(a2, b2));
         }
       }
     }
@@ -387,7 +351,7 @@ static void spk_tile_s2(const spk_layer *L, const float *in, float *out, int chu
 
 /* Entry point, one workgroup. Workgroup id = (n * ngroups + group) * nchunks + chunk. Each memref arrives as
  * (base, aligned, offset, size, stride), as IREE passes memref<?xT> to a hal.import.static function. */
-SPK_EXPORT void spattern_pattern_conv(const float *in_b, const float *in_a, size_t in_o, size_t in_n,
+SP_EXPORT void spattern_pattern_conv(const float *in_b, const float *in_a, size_t in_o, size_t in_n,
                                       size_t in_s, const float *w_b, const float *w_a, size_t w_o,
                                       size_t w_n, size_t w_s, const int32_t *t_b, const int32_t *t_a,
                                       size_t t_o, size_t t_n, size_t t_s, const float *r_b, const float *r_a,

@@ -102,10 +102,9 @@ def _is_batch1_f32(matmul: ir.Operation) -> bool:
 
 @dataclass
 class LowerLinearToMicrokernels:
-    """lower-linear-to-microkernels (see the module docstring). workgroups: about how many workgroups each layer is
-    split into (groups of 32 outputs); None: by the layer's size (conv1x1_abi.default_workgroups)."""
+    """lower-linear-to-microkernels (see the module docstring). No options: the kernel's layout 2 runs one
+    workgroup per block of filters (conv1x1_abi.vector_block)."""
 
-    workgroups: int | None = None
     name: ClassVar[str] = "lower-linear-to-microkernels"
 
     def run(self, module: ir.Module, ctx: PassContext) -> None:
@@ -127,7 +126,7 @@ class LowerLinearToMicrokernels:
 
     def _rewrite(self, module: ir.Module, taken: set[str], matmul: ir.Operation, linear: _Linear) -> None:
         n, k = linear.weight.shape
-        packed = pack_conv1x1(linear.weight, linear.bias, 1, 1, relu=linear.relu, workgroups=self.workgroups)
+        packed = pack_conv1x1(linear.weight, linear.bias, 1, 1, relu=linear.relu)
         end = linear.ops[-1]
         f32 = ir.F32Type.get()
         with ir.InsertionPoint(end), matmul.location:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from spattern.errors import ConfigError
-from spattern.runtime.microkernel_abi import DEFAULT_WORKGROUPS, KernelLibrary, padded_plane_slots, padded_shape
+from spattern.runtime.microkernel_abi import (DEFAULT_WORKGROUPS, KernelLibrary, header_words, padded_plane_slots,
+                                             padded_shape)
 
 ABI_MAGIC = 0x53504732  # "SPG2"
 BLOCK = 8  # SPG_BLOCK: filters per packed block, layout 0
@@ -174,12 +175,10 @@ def pack_conv1x1(weight: np.ndarray, bias: np.ndarray | None, h: int, w: int, *,
     else:
         bpg, groups, panel, npanels = split_work(c, f, p, wgs)
     out_pad = tuple(int(v) for v in out_pad)
-    table = np.zeros(HEADER_SIZE, dtype=np.int32)
-    for key, value in {"MAGIC": ABI_MAGIC, "C": c, "F": f, "P": p, "BLOCK": block, "NBLOCKS": nblocks,
-                       "BLOCKS_PER_GROUP": bpg, "NPANELS": npanels, "PANEL": panel, "RELU": int(relu),
-                       "RESIDUAL": int(residual), "H": h, "W": w, "LAYOUT": layout,
-                       **padded_plane_slots("OUT", h, w, out_pad)}.items():
-        table[H[key]] = value
+    table = header_words(H, {"MAGIC": ABI_MAGIC, "C": c, "F": f, "P": p, "BLOCK": block, "NBLOCKS": nblocks,
+                             "BLOCKS_PER_GROUP": bpg, "NPANELS": npanels, "PANEL": panel, "RELU": int(relu),
+                             "RESIDUAL": int(residual), "H": h, "W": w, "LAYOUT": layout,
+                             **padded_plane_slots("OUT", h, w, out_pad)}, HEADER_SIZE)
     weights = np.concatenate([packed.reshape(-1), b]).astype(np.float32)
     return PackedConv1x1(c, f, h, w, weights, table, groups * npanels, bool(relu), bool(residual), out_pad)
 

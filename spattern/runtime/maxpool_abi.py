@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from spattern.errors import ConfigError
-from spattern.runtime.microkernel_abi import DEFAULT_WORKGROUPS, KernelLibrary, padded_plane_slots, padded_shape
+from spattern.runtime.microkernel_abi import (DEFAULT_WORKGROUPS, KernelLibrary, header_words, padded_plane_slots,
+                                             padded_shape)
 
 ABI_MAGIC = 0x53504D31  # "SPM1"
 HEADER_SIZE = 16  # SPM_H_SIZE
@@ -63,10 +64,8 @@ def pack_maxpool(c: int, h: int, w: int, *, out_pad: tuple[int, int, int, int] =
     groups = max(1, min(limit, c, c * ho * wo // MIN_OUTPUTS_PER_WORKGROUP))
     cpg = -(-c // groups)
     out_pad = tuple(int(v) for v in out_pad)
-    table = np.zeros(HEADER_SIZE, dtype=np.int32)
-    for key, value in {"MAGIC": ABI_MAGIC, "C": c, "H": h, "W": w, "HO": ho, "WO": wo, "CPG": cpg,
-                       **padded_plane_slots("OUT", ho, wo, out_pad)}.items():
-        table[H[key]] = value
+    table = header_words(H, {"MAGIC": ABI_MAGIC, "C": c, "H": h, "W": w, "HO": ho, "WO": wo, "CPG": cpg,
+                             **padded_plane_slots("OUT", ho, wo, out_pad)}, HEADER_SIZE)
     return PackedMaxPool(c, h, w, table, -(-c // cpg), out_pad)
 
 

@@ -246,7 +246,6 @@ def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bia
     ngroups = math.ceil(ntiles / tpg)
 
     parts = [_as_words(local_of[ff].astype(np.uint8)), run_start, run_pid, run_k, chunk_fil.reshape(-1), chunk_nf]
-    header = np.zeros(HEADER_SIZE, dtype=np.int32)
     offsets, pos = [], HEADER_SIZE
     for part in parts:
         offsets.append(pos)
@@ -261,8 +260,7 @@ def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bia
     values.update(padded_plane_slots("OUT", geo.ho, geo.wo, out_pad))
     if residual:
         values.update(padded_plane_slots("RES", geo.ho, geo.wo, res_pad))
-    for name, v in values.items():
-        header[H[name]] = v
+    header = header_words(H, values, HEADER_SIZE)
     table = np.concatenate([header, *[p.astype(np.int32) for p in parts]])
     b = np.zeros(f, dtype=np.float32) if bias is None else np.asarray(bias, dtype=np.float32).reshape(f)
     weights = np.concatenate([fkw.reshape(-1), b]).astype(np.float32)
@@ -275,6 +273,14 @@ def padded_shape(shape: tuple[int, int, int, int], pads: tuple[int, int, int, in
     n, f, h, w = shape
     top, bottom, left, right = pads
     return n, f, h + top + bottom, w + left + right
+
+
+def header_words(slots: dict[str, int], values: dict[str, int], size: int) -> np.ndarray:
+    """A kernel's i32 header of `size` words: each named value at its slot (a kernel ABI's H), zeros elsewhere."""
+    header = np.zeros(size, dtype=np.int32)
+    for name, value in values.items():
+        header[slots[name]] = value
+    return header
 
 
 def padded_plane_slots(prefix: str, h: int, w: int, pads: tuple[int, int, int, int]) -> dict[str, int]:

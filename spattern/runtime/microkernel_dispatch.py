@@ -6,8 +6,8 @@
 flatten the operands, `flow.dispatch` a `stream.executable` whose `hal.executable.objects` names the kernel object
 for the target and whose export returns the workgroup count, then reshape the result. The body declares the C
 entry (`spattern_pattern_conv`; `spattern_conv1x1` or `spattern_maxpool2x2` for a declaration marked
-`kernel = "conv1x1"` / `"maxpool2x2"`: all take the same five buffers) with `hal.import.static` and calls it with `stream.binding.subspan` memrefs and the
-workgroup id. The call sites are untouched; IREE inlines the bodies. The module travels as bytecode both ways:
+`kernel = "conv1x1"` / `"maxpool2x2"`: all take the same five buffers) with `hal.import.static` and calls it with
+`stream.binding.subspan` memrefs and the workgroup id. The call sites are untouched; IREE inlines the bodies. The module travels as bytecode both ways:
 printed as text, VGG-16's weights alone are a gigabyte of hex.
 
 A conv with a fused residual (`res_shape` below: the conv's unpadded output shape, which differs from `out_shape`
