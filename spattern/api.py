@@ -28,6 +28,98 @@ def _as_tensors(example_input: Any) -> list[torch.Tensor]:
     return out
 
 
+class _FirstConvSeen(Exception):
+    """Raised by a hook to stop the forward pass at the first convolution."""
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    return ",".join(map(str, shape))
+
+
+def _check_dtypes(model: Any, inputs: list[torch.Tensor]) -> None:
+    for i, x in enumerate(inputs):
+        if x.is_floating_point() and x.dtype != torch.float32:
+            name = str(x.dtype).replace("torch.", "")
+            raise InputError(f"example input {i} is {name}; spattern compiles float32 models: pass x.float() "
+                             f"(torch) or x.astype(np.float32) (numpy)")
+    if isinstance(model, torch.nn.Module):
+        for name, p in model.named_parameters():
+            if p.is_floating_point() and p.dtype != torch.float32:
+                raise InputError(f"the model's weights are {str(p.dtype).replace('torch.', '')} ({name}); "
+                                 "spattern compiles float32 models: call model.float() first")
+
+
+def check_example_input(model: Any, inputs: list[torch.Tensor]) -> None:
+    """Say what is wrong with an example input (dtype, rank, channels) before torch.export does, whose error
+    would read as untraceable control flow. Runs the model only up to its first convolution."""
+    _check_dtypes(model, inputs)
+    if isinstance(model, torch.export.ExportedProgram):
+        expected = exported_input_shapes(model)
+        got = [tuple(x.shape) for x in inputs]
+        if len(expected) == len(got) and all(_shape_fits(e, g) for e, g in zip(expected, got)):
+            return
+        raise InputError(f"this ExportedProgram was exported at input shape "
+                         f"{' and '.join(_shape_text(e) for e in expected)}, and its shapes are fixed; got "
+                         f"{' and '.join(_shape_text(g) for g in got)}. Use that shape, or export the model again "
+                         "at the new one (torch.export.export(model, (torch.randn(...),)))")
+    if not isinstance(model, torch.nn.Module) or len(inputs) != 1:
+        return
+    seen: dict[str, Any] = {}
+
+    def first_conv(mod: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        seen["conv"], seen["shape"] = mod, tuple(args[0].shape) if args else ()
+        raise _FirstConvSeen
+
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    names = {id(m): n for n, m in convs}
+    hooks = [m.register_forward_pre_hook(first_conv) for _, m in convs]
+    x = inputs[0]
+    failure: Exception | None = None
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    except _FirstConvSeen:
+        pass
+    except Exception as e:  # the model's own forward fails on this input: say so, with torch's first line
+        failure = e
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    conv = seen.get("conv")
+    if conv is not None:
+        shape = seen["shape"]
+        where = f"its first conv ({names[id(conv)]}) takes N,C,H,W with C = {conv.in_channels}"
+        if len(shape) != 4:
+            h, w = (shape[-2], shape[-1]) if len(shape) >= 2 else ("H", "W")
+            raise InputError(f"the example input has shape {_shape_text(x.shape)}, but {where}: give a shape like "
+                             f"1,{conv.in_channels},{h},{w}")
+        if shape[1] != conv.in_channels:
+            raise InputError(f"the example input has shape {_shape_text(x.shape)}, but {where}: give a shape like "
+                             f"{shape[0]},{conv.in_channels},{shape[2]},{shape[3]}")
+    if failure is not None:
+        text = str(failure).strip().splitlines()
+        raise InputError(f"the model fails on an example input of shape {_shape_text(x.shape)}: "
+                         f"{type(failure).__name__}: {text[0] if text else ''}")
+
+
+def exported_input_shapes(program: torch.export.ExportedProgram) -> list[tuple[Any, ...]]:
+    """The user inputs' shapes an ExportedProgram was exported at (an int per static dim, None per dynamic one)."""
+    user = set(program.graph_signature.user_inputs)
+    shapes = []
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in user:
+            val = node.meta.get("val")
+            if val is not None and hasattr(val, "shape"):
+                shapes.append(tuple(d if isinstance(d, int) else None for d in val.shape))
+    return shapes
+
+
+def _shape_fits(expected: tuple[Any, ...], got: tuple[int, ...]) -> bool:
+    return len(expected) == len(got) and all(e is None or e == g for e, g in zip(expected, got))
+
+
 def compile(model: torch.nn.Module | torch.export.ExportedProgram, example_input: Any, target: str | Target = "host",
             plan: Any = None, passes: Sequence[str] | None = None, lowering: str = "auto",
             dump_dir: str | Path | None = None, threads: int | None = None,
@@ -40,6 +132,7 @@ def compile(model: torch.nn.Module | torch.export.ExportedProgram, example_input
     """
     target = get_target(target)
     inputs = _as_tensors(example_input)
+    check_example_input(model, inputs)
     if plan is not None:
         if isinstance(model, torch.nn.Module):
             plan.check_state_dict(model.state_dict())
@@ -62,6 +155,7 @@ def prune(model: torch.nn.Module, example_input: Any, config: Any = None, seed: 
     """Data-free pattern + connectivity pruning (see spattern.pruning.prune)."""
     from .pruning import prune as _prune
 
+    check_example_input(model, _as_tensors(example_input))
     return _prune(model, example_input, config=config, seed=seed, progress=progress)
 
 

@@ -46,24 +46,45 @@ def compile(
     import torch
 
     from . import api
+    from .fileio import check_output_path
     from .modelfile import load_model
 
+    check_output_path(output, folder=output.suffix != ".vmfb")
     shape = _parse_shape(input_shape) if input_shape else None
     loaded = load_model(model, zoo=zoo, num_classes=num_classes, image_size=shape[-1] if shape else None)
-    if shape is None:
-        size = loaded.image_size or 224
-        shape = (1, 3, size, size)
-    x = torch.randn(*shape)
+    if isinstance(loaded.model, torch.export.ExportedProgram):
+        shapes = _exported_shapes(loaded.model, model, shape)
+        xs = [torch.randn(*s) for s in shapes]
+    else:
+        if shape is None:
+            size = loaded.image_size or 224
+            shape = (1, 3, size, size)
+        xs = [torch.randn(*shape)]
     with console.status(f"compiling for {target}..."):
-        compiled = api.compile(loaded.model, x, target=target, plan=loaded.plan, lowering=lowering,
+        compiled = api.compile(loaded.model, xs, target=target, plan=loaded.plan, lowering=lowering,
                                passes=passes.split(",") if passes else None, dump_dir=dump_dir)
     expected = None
     if isinstance(loaded.model, torch.nn.Module):
         with torch.no_grad():
-            expected = loaded.model(x).numpy()
-    written = _write_output(compiled, output, x.numpy(), expected)
+            expected = loaded.model(xs[0]).numpy()
+    written = _write_output(compiled, output, xs[0].numpy(), expected)
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in compiled.stages.items())
     console.print(f"wrote {written} ({len(compiled.vmfb) / 1e6:.1f} MB; {stages})")
+
+
+def _exported_shapes(program, path: Path, asked: tuple[int, ...] | None) -> list[tuple[int, ...]]:
+    """An ExportedProgram's input shapes are fixed when it is exported: --input-shape may only repeat them."""
+    from .api import exported_input_shapes
+
+    shapes = exported_input_shapes(program)
+    text = " and ".join(",".join("?" if d is None else str(d) for d in s) for s in shapes)
+    if any(d is None for s in shapes for d in s):
+        raise InputError(f"{path} was exported with dynamic input dims ({text}); spattern compiles static shapes: "
+                         "export it again with static shapes")
+    if asked is not None and (len(shapes) != 1 or tuple(shapes[0]) != asked):
+        raise InputError(f"{path} was exported at input shape {text}, and an ExportedProgram's shapes are fixed: "
+                         f"drop --input-shape, or export the model again at {','.join(map(str, asked))}")
+    return [tuple(s) for s in shapes]
 
 
 def _write_output(compiled, output: Path, sample, expected=None) -> Path:
@@ -95,10 +116,13 @@ def prune(
     """Prune a trained model without data: a pattern per 3x3 kernel, and whole kernels removed."""
     import torch
 
+    from . import api
+    from .fileio import check_output_path
     from .modelfile import load_model
-    from .pruning import LayerRule, PruneConfig, prune as prune_model, save_pruned
+    from .pruning import LayerRule, PruneConfig, save_pruned
 
     shape = _parse_shape(input_shape)
+    check_output_path(output, folder=True)
     if zoo is None:
         raise InputError("pruning needs the architecture's modules: give --zoo NAME and the weights file")
     loaded = load_model(model, zoo=zoo, num_classes=num_classes, image_size=shape[-1])
@@ -109,7 +133,7 @@ def prune(
     if precision is not None:
         cfg.precision = precision
         cfg.validate()
-    result = prune_model(loaded.model, torch.randn(*shape), config=cfg, seed=seed, progress=True)
+    result = api.prune(loaded.model, torch.randn(*shape), config=cfg, seed=seed, progress=True)
     info = {"zoo": zoo, "num_classes": num_classes, "image_size": shape[-1], "width": 1.0}
     folder = save_pruned(result, output, model_info=info)
     kept = sum(l.kept_fraction() for l in result.plan.layers) / max(1, len(result.plan.layers))
@@ -129,8 +153,11 @@ def report(
     peers: Optional[list[Path]] = typer.Option(None, help="bench/peers.py --out results (repeatable)"),
 ) -> None:
     """Per-layer table of a model: shapes, dense or pattern, filter block, MACs kept, time share."""
+    from .fileio import check_output_path
     from .report import report_command
 
+    if plot is not None:
+        check_output_path(plot)
     report_command(model, zoo=zoo, plan=plan, input_shape=_parse_shape(input_shape) if input_shape else None,
                    num_classes=num_classes, plot_path=plot, accuracy=accuracy, peers=peers, console=out)
 
@@ -145,9 +172,11 @@ def run(
     """Run a compiled module on .npy inputs."""
     import numpy as np
 
-    from .fileio import atomic_write_bytes
+    from .fileio import atomic_write_bytes, check_output_path
     from .runtime.module import load
 
+    if output is not None:
+        check_output_path(output)
     arrays = []
     for p in input:
         if not p.is_file():

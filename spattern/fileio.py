@@ -12,22 +12,33 @@ from typing import Iterator
 from .errors import OutputPathError
 
 
-def _check_parent(path: Path) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
+def check_output_path(path: str | os.PathLike[str], folder: bool = False) -> Path:
+    """Refuse, before any work, an output that cannot be written: its parent folder must exist (spattern never
+    creates parents, in any command), be a folder and be writable, and nothing of the other kind may be in the
+    way (a folder where a file goes, a file where a folder goes). Every command checks its outputs with this
+    before it prunes, compiles or runs, so a bad path costs nothing; the atomic writers below check again."""
+    path = Path(path)
+    what = "the folder" if folder else ""
+    name = f"{what} {path}".strip()
+    if str(path) in ("", "."):
+        raise OutputPathError(f"cannot write {name}: give a file or folder name")
+    parent = path.parent
     if not parent.exists():
-        raise OutputPathError(f"cannot write {path}: the folder {parent} does not exist; create it first")
+        raise OutputPathError(f"cannot write {name}: the folder {parent} does not exist; create it first")
     if not parent.is_dir():
-        raise OutputPathError(f"cannot write {path}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK):
-        raise OutputPathError(f"cannot write {path}: no permission to write in {parent}")
-    if path.is_dir():
+        raise OutputPathError(f"cannot write {name}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"cannot write {name}: no permission to write in {parent}")
+    if folder and path.exists() and not path.is_dir():
+        raise OutputPathError(f"cannot write {name}: a file of that name is in the way")
+    if not folder and path.is_dir():
         raise OutputPathError(f"cannot write {path}: a folder of that name is in the way")
+    return path
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write `data` to `path` through a temporary file in the same folder and an atomic rename."""
-    path = Path(path)
-    _check_parent(path)
+    path = check_output_path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -46,13 +57,10 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 @contextmanager
 def atomic_directory(path: str | os.PathLike[str], overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; on success it replaces `path` whole, on failure it is removed."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise OutputPathError(f"cannot write the folder {path}: a file of that name is in the way")
+    path = check_output_path(path, folder=True)
     if path.exists() and not overwrite:
         raise OutputPathError(f"{path} exists already; remove it or choose another output folder")
-    _check_parent(Path(str(path).rstrip("/") + "_"))  # checks the parent folder only
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else "."))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
         if path.exists():

@@ -54,13 +54,62 @@ def zoo_model_with_weights(zoo: str, weights: Path | None, num_classes: int, ima
     model = models.build(zoo, num_classes=num_classes, image_size=image_size, seed=0 if weights is None else None)
     if weights is not None:
         state = load_state_dict(weights)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as e:
-            first = str(e).splitlines()[0:3]
+        problem = describe_state_dict_mismatch(model.state_dict(), state, num_classes)
+        if problem is None:
+            try:
+                model.load_state_dict(state)
+            except RuntimeError as e:
+                problem = str(e).strip().splitlines()[0]
+        if problem is not None:
             raise ModelLoadError(f"the weights in {weights} do not fit zoo model {zoo!r} "
-                                 f"(num_classes={num_classes}, image_size={image_size}): {' '.join(first)}") from None
+                                 f"(num_classes={num_classes}, image_size={image_size}): {problem}")
     return model.eval()
+
+
+def _first(keys: list[str], n: int = 3) -> str:
+    return ", ".join(keys[:n]) + (", ..." if len(keys) > n else "")
+
+
+def _head_classes(expected: dict[str, Any], state: dict[str, Any], mismatched: list[str], num_classes: int
+                  ) -> int | None:
+    """The weights' class count when every mismatched tensor is a head's (num_classes rows in the model, the
+    same other dims in both), else None."""
+    counts = set()
+    for k in mismatched:
+        want, got = tuple(expected[k].shape), tuple(state[k].shape)
+        if not want or len(got) != len(want) or want[0] != num_classes or got[1:] != want[1:]:
+            return None
+        counts.add(got[0])
+    return counts.pop() if len(counts) == 1 else None
+
+
+def describe_state_dict_mismatch(expected: dict[str, Any], state: dict[str, Any], num_classes: int) -> str | None:
+    """One line on how a state dict differs from a model's: counts of missing, unexpected and mismatched keys
+    with the first few of each (torch's own message lists every key: thousands of characters). When only the
+    classifier differs, the fix is --num-classes with the class count read off the weights' head. None: it fits."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [k for k in expected if k in state and hasattr(state[k], "shape")
+                  and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if not (missing or unexpected or mismatched):
+        return None
+    if not missing and not unexpected:
+        n = _head_classes(expected, state, mismatched, num_classes)
+        if n is not None:
+            return (f"only the classifier differs ({_first(mismatched)}): these weights have {n} classes; "
+                    f"add --num-classes {n}")
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} of the model's {len(expected)} keys are missing ({_first(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} keys are not in the model ({_first(unexpected)})")
+    if mismatched:
+        first = mismatched[0]
+        parts.append(f"{len(mismatched)} have another shape (e.g. {first}: {tuple(state[first].shape)} in the file, "
+                     f"{tuple(expected[first].shape)} in the model)")
+    hint = (" Are these the weights of another architecture (--zoo)?" if missing or unexpected
+            else " Were these weights trained at another width or class count?")
+    return "; ".join(parts) + "." + hint
 
 
 def load_model(path: str | Path | None, zoo: str | None = None, num_classes: int = 1000,
@@ -81,16 +130,38 @@ def load_model(path: str | Path | None, zoo: str | None = None, num_classes: int
         return LoadedModel(zoo_model_with_weights(zoo, path, num_classes, size), image_size=size,
                            num_classes=num_classes, zoo_name=zoo)
     if path.suffix in (".pt2", ".pt", ".ep"):
-        try:
-            program = torch.export.load(str(path))
-        except Exception as e:
-            raise ModelLoadError(
-                f"{path} is not an ExportedProgram saved with torch.export.save ({type(e).__name__}). For a state "
-                "dict, also give the architecture: --zoo NAME."
-            ) from None
-        return LoadedModel(program)
+        return LoadedModel(_load_exported_program(path))
     raise ModelLoadError(f"do not know how to load {path}: use a .pt2 ExportedProgram (torch.export.save), a "
                          "state dict with --zoo NAME, or a folder written by `spattern prune`")
+
+
+def _load_exported_program(path: Path) -> torch.export.ExportedProgram:
+    """torch.export.load, quietly: on a bad file torch logs a traceback as a warning before raising, which would
+    bury our one-line error."""
+    import logging
+    import warnings
+    import zipfile
+
+    hint = "For a state dict, also give the architecture: --zoo NAME."
+    if not zipfile.is_zipfile(path):
+        raise ModelLoadError(f"{path} is not an ExportedProgram saved with torch.export.save (not a zip "
+                             f"archive, as torch.export.save writes). {hint}")
+    logger = logging.getLogger("torch.export")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.export.load(str(path))
+    except Exception as e:
+        text = str(e).strip().splitlines()
+        raise ModelLoadError(f"{path} is not an ExportedProgram saved with torch.export.save ({type(e).__name__}"
+                             f"{': ' + text[0][:200] if text else ''}). {hint}") from None
+    finally:
+        logger.setLevel(level)
+    if not isinstance(program, torch.export.ExportedProgram):
+        raise ModelLoadError(f"{path} holds a {type(program).__name__}, not an ExportedProgram. {hint}")
+    return program
 
 
 def _load_pruned_folder(folder: Path) -> LoadedModel:

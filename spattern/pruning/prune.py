@@ -92,6 +92,21 @@ def _example_tensor(example_input: Any) -> torch.Tensor:
     return example_input
 
 
+def check_finite_weights(model: nn.Module) -> None:
+    """Refuse a model with a NaN or infinite weight (or BatchNorm statistic) before any work: it would reach
+    the layer-wise solver as a Gram matrix that is not positive definite, and fail there with no name."""
+    bad = []
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            n_nan, n_inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
+            what = " and ".join(f"{n} {kind}" for n, kind in ((n_nan, "NaN"), (n_inf, "inf")) if n)
+            bad.append(f"{name} ({what} of {t.numel()} values)")
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise ModelLoadError(f"the model has non-finite weights: {', '.join(bad[:3])}{more}; pruning needs a model "
+                             "with finite weights (check the checkpoint, or the training run that wrote it)")
+
+
 def _dense_targets(dense: nn.Module, targets: list[Target], images: torch.Tensor, positions: dict[str, torch.Tensor]
                    ) -> dict[str, torch.Tensor]:
     """Dense conv outputs [P, F] at each layer's sampled positions, in one pass over the images."""
@@ -191,6 +206,7 @@ def prune(model: nn.Module, example_input: Any, config: PruneConfig | None = Non
     if not isinstance(cfg, PruneConfig):
         raise ConfigError(f"config must be a PruneConfig (or None), got {type(cfg).__name__}")
     example = _example_tensor(example_input)
+    check_finite_weights(model)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     dense = copy.deepcopy(model).eval()
@@ -297,8 +313,6 @@ def save_pruned(result: PruneResult, folder: str | Path, model_info: dict[str, A
     info = dict(getattr(result.model, "spattern_info", {}) or {})
     info.update(model_info or {})
     folder = Path(folder)
-    if folder.parent and not folder.parent.exists():
-        folder.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
     with atomic_directory(folder) as tmp:
         result.plan.save(tmp)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import InputError, ModelLoadError
 from ..fileio import atomic_write_bytes
-from .targets import Target, get_target
+from .targets import TARGETS, Target, get_target
 
 FUNCTION = "main"
 
@@ -92,8 +92,9 @@ class CompiledModel:
             ctx = rt.SystemContext(config=config)
             vm_module = rt.VmModule.copy_buffer(ctx.instance, self.vmfb)
             ctx.add_vm_module(vm_module)
-        except RuntimeError as e:
-            raise ModelLoadError(f"IREE could not load this module for target {self.target.name!r}: {e}") from None
+        except (RuntimeError, ValueError) as e:
+            raise ModelLoadError(f"IREE could not load this module for target {self.target.name!r}: "
+                                 f"{_one_line(e)}") from None
         self._ctx = ctx
         self._fn = ctx.modules.module[FUNCTION]
         self._declaration = vm_module.lookup_function(FUNCTION).reflection.get("iree.abi.declaration", "")
@@ -124,7 +125,8 @@ class CompiledModel:
             a = a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
             if tuple(a.shape) != spec.shape:
                 raise InputError(f"input {i} has shape {tuple(a.shape)}, the compiled model expects {spec.shape} "
-                                 f"(recompile with --input-shape {','.join(map(str, a.shape))} to change it)")
+                                 f"(to change it, compile again with --input-shape {','.join(map(str, a.shape))}; "
+                                 "a .pt2 ExportedProgram must first be exported again at that shape)")
             if a.dtype != spec.dtype:
                 raise InputError(f"input {i} has dtype {a.dtype}, the compiled model expects "
                                  f"{np.dtype(spec.dtype).name}; convert it with .astype(np.{np.dtype(spec.dtype).name})")
@@ -171,6 +173,63 @@ class CompiledModel:
         return format_report(self)
 
 
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())
+
+
+# The executable format IREE records for each kind of target, and the targets that write it.
+_FORMAT_OF_ARCH = {"x86_64": "embedded-elf-x86_64", "aarch64": "embedded-elf-arm_64"}
+_VULKAN_FORMAT = "vulkan-spirv-fb"
+_EXECUTABLE_TARGET = re.compile(rb'#hal\.executable\.target<"[\w-]+", "([\w-]+)", \{([^}]{0,4000})')
+
+
+def _format_of(target: Target) -> str | None:
+    if target.driver == "vulkan":
+        return _VULKAN_FORMAT
+    return _FORMAT_OF_ARCH.get(target.cpu_arch or "")
+
+
+def compiled_for(vmfb: bytes) -> tuple[str, list[str]] | None:
+    """(executable format, the targets that write it, likeliest first) of a module, read from the device
+    target descriptions IREE stores in the .vmfb; None for a module without executables."""
+    found = _EXECUTABLE_TARGET.search(vmfb)
+    if found is None:
+        return None
+    fmt, attrs = found.group(1).decode(), found.group(2)
+    if fmt == _FORMAT_OF_ARCH["aarch64"]:
+        names = ["arm64-android", "arm64-linux"] if b'cpu = "cortex-a76"' in attrs else ["arm64-linux",
+                                                                                         "arm64-android"]
+    elif fmt == _VULKAN_FORMAT:
+        names = (["vulkan-adreno"] if b'"adreno"' in attrs else ["vulkan-mali"] if b'"valhall' in attrs
+                 else ["vulkan"])
+    else:
+        names = [t.name for t in TARGETS.values() if _format_of(t) == fmt]
+    return fmt, names
+
+
+def check_module_bytes(vmfb: bytes, target: Target, name: str) -> None:
+    """Refuse a module that is incomplete (IREE's verifier rejects it) or compiled for another target, naming
+    the target to use; IREE's own errors for these are a traceback or an unnamed 'device not found'."""
+    import iree.runtime as rt
+
+    try:
+        rt.VmModule.copy_buffer(rt.VmInstance(), vmfb)
+    except (RuntimeError, ValueError) as e:
+        raise ModelLoadError(f"{name} is not a complete IREE module (IREE: {_one_line(e)}); the file may be "
+                             "truncated or damaged (an interrupted copy?): compile it again with `spattern compile`"
+                             ) from None
+    made = compiled_for(vmfb)
+    if made is None or _format_of(target) is None:
+        return
+    fmt, names = made
+    if _format_of(target) != fmt:
+        use = names[0] if names else None
+        advice = (f"run it with --target {use}" + (f" (or {', '.join(names[1:])})" if len(names) > 1 else "")
+                  if use else "compile it again for this target")
+        raise ModelLoadError(f"{name} was compiled for {' / '.join(names) or fmt} ({fmt}), not for target "
+                             f"{target.name!r}: {advice}")
+
+
 def load(path: str | Path, target: str | Target = "host", threads: int | None = None) -> CompiledModel:
     """Load a .vmfb written by `CompiledModel.save` (or `spattern compile`) for the target it was compiled for."""
     path = Path(path)
@@ -179,4 +238,6 @@ def load(path: str | Path, target: str | Target = "host", threads: int | None = 
     data = path.read_bytes()
     if len(data) < 8 or b"IREE" not in data[:4096]:
         raise ModelLoadError(f"{path} is not an IREE module (.vmfb); compile one with `spattern compile`")
-    return CompiledModel(vmfb=data, target=get_target(target), threads=threads)
+    target = get_target(target)
+    check_module_bytes(data, target, str(path))
+    return CompiledModel(vmfb=data, target=target, threads=threads)
