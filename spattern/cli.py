@@ -50,6 +50,8 @@ def compile(
     from .modelfile import load_model
 
     check_output_path(output, folder=output.suffix != ".vmfb")
+    if dump_dir is not None:
+        check_output_path(dump_dir, folder=True)
     shape = _parse_shape(input_shape) if input_shape else None
     loaded = load_model(model, zoo=zoo, num_classes=num_classes, image_size=shape[-1] if shape else None)
     if isinstance(loaded.model, torch.export.ExportedProgram):

@@ -181,6 +181,8 @@ def test_compile_and_report_check_outputs_first(cli, tmp_path):
     (tmp_path / "m.vmfb").mkdir()
     _one_error_line(cli("compile", "--zoo", "vgg_small", "--num-classes", "10", "--input-shape", "1,3,16,16",
                          "-o", tmp_path / "m.vmfb"), "a folder of that name is in the way")
+    _one_error_line(cli("compile", "--zoo", "vgg_small", "--num-classes", "10", "--input-shape", "1,3,16,16",
+                        "-o", tmp_path / "o.vmfb", "--dump-dir", tmp_path / "no" / "ir"), "does not exist")
     _one_error_line(cli("report", "--zoo", "vgg_small", "--num-classes", "10", "--input-shape", "1,3,16,16",
                          "--plot", tmp_path / "no" / "p.png"), "does not exist")
 

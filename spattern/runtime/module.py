@@ -192,7 +192,8 @@ def _format_of(target: Target) -> str | None:
 def compiled_for(vmfb: bytes) -> tuple[str, list[str]] | None:
     """(executable format, the targets that write it, likeliest first) of a module, read from the device
     target descriptions IREE stores in the .vmfb; None for a module without executables."""
-    found = _EXECUTABLE_TARGET.search(vmfb)
+    start = vmfb.find(b"#hal.executable.target<")  # a plain find first: a .vmfb can be hundreds of MB
+    found = _EXECUTABLE_TARGET.match(vmfb, start) if start >= 0 else None
     if found is None:
         return None
     fmt, attrs = found.group(1).decode(), found.group(2)
