@@ -159,7 +159,7 @@ def report(
     from .report import report_command
 
     if plot is not None:
-        check_output_path(plot)
+        check_output_path(plot, suffix=".png")
     report_command(model, zoo=zoo, plan=plan, input_shape=_parse_shape(input_shape) if input_shape else None,
                    num_classes=num_classes, plot_path=plot, accuracy=accuracy, peers=peers, console=out)
 

@@ -12,16 +12,19 @@ from typing import Iterator
 from .errors import OutputPathError
 
 
-def check_output_path(path: str | os.PathLike[str], folder: bool = False) -> Path:
+def check_output_path(path: str | os.PathLike[str], folder: bool = False, suffix: str | None = None) -> Path:
     """Refuse, before any work, an output that cannot be written: its parent folder must exist (spattern never
     creates parents, in any command), be a folder and be writable, and nothing of the other kind may be in the
-    way (a folder where a file goes, a file where a folder goes). Every command checks its outputs with this
+    way (a folder where a file goes, a file where a folder goes), and a file that must be of one kind (`suffix`,
+    e.g. ".png") must say so in its name. Every command checks its outputs with this
     before it prunes, compiles or runs, so a bad path costs nothing; the atomic writers below check again."""
     path = Path(path)
     what = "the folder" if folder else ""
     name = f"{what} {path}".strip()
     if str(path) in ("", "."):
         raise OutputPathError(f"cannot write {name}: give a file or folder name")
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise OutputPathError(f"cannot write {path}: give a path ending in {suffix}")
     parent = path.parent
     if not parent.exists():
         raise OutputPathError(f"cannot write {name}: the folder {parent} does not exist; create it first")

@@ -172,6 +172,8 @@ def test_output_check_policy(tmp_path):
                               (tmp_path / "f", True, "a file of that name is in the way")]:
         with pytest.raises(OutputPathError, match=msg):
             check_output_path(path, folder=folder)
+    with pytest.raises(OutputPathError, match="ending in .png"):
+        check_output_path(tmp_path / "p.jpg", suffix=".png")
 
 
 # --- compile: outputs, .pt2 shapes, example inputs ------------------------------------------------------------
@@ -185,6 +187,8 @@ def test_compile_and_report_check_outputs_first(cli, tmp_path):
                         "-o", tmp_path / "o.vmfb", "--dump-dir", tmp_path / "no" / "ir"), "does not exist")
     _one_error_line(cli("report", "--zoo", "vgg_small", "--num-classes", "10", "--input-shape", "1,3,16,16",
                          "--plot", tmp_path / "no" / "p.png"), "does not exist")
+    _one_error_line(cli("report", "--zoo", "vgg_small", "--num-classes", "10", "--input-shape", "1,3,16,16",
+                        "--plot", tmp_path / "p.jpg"), "ending in .png")
 
 
 def test_exported_program_shape_is_fixed(cli, tmp_path):
