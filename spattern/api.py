@@ -28,10 +28,6 @@ def _as_tensors(example_input: Any) -> list[torch.Tensor]:
     return out
 
 
-class _FirstConvSeen(Exception):
-    """Raised by a hook to stop the forward pass at the first convolution."""
-
-
 def _shape_text(shape: Sequence[int]) -> str:
     return ",".join(map(str, shape))
 
@@ -51,7 +47,8 @@ def _check_dtypes(model: Any, inputs: list[torch.Tensor]) -> None:
 
 def check_example_input(model: Any, inputs: list[torch.Tensor]) -> None:
     """Say what is wrong with an example input (dtype, rank, channels) before torch.export does, whose error
-    would read as untraceable control flow. Runs the model only up to its first convolution."""
+    would read as untraceable control flow. Runs the model once, eagerly, and refuses only an input on which
+    that run fails; the first conv's input then says which dim is wrong."""
     _check_dtypes(model, inputs)
     if isinstance(model, torch.export.ExportedProgram):
         expected = exported_input_shapes(model)
@@ -66,30 +63,28 @@ def check_example_input(model: Any, inputs: list[torch.Tensor]) -> None:
         return
     seen: dict[str, Any] = {}
 
-    def first_conv(mod: torch.nn.Module, args: tuple[Any, ...]) -> None:
-        seen["conv"], seen["shape"] = mod, tuple(args[0].shape) if args else ()
-        raise _FirstConvSeen
+    def before_conv(mod: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        seen.setdefault("conv", mod)
+        seen.setdefault("shape", tuple(args[0].shape) if args and hasattr(args[0], "shape") else ())
 
     convs = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]
     names = {id(m): n for n, m in convs}
-    hooks = [m.register_forward_pre_hook(first_conv) for _, m in convs]
+    hooks = [m.register_forward_pre_hook(before_conv) for _, m in convs]
     x = inputs[0]
-    failure: Exception | None = None
     was_training = model.training
     try:
         with torch.no_grad():
             model.eval()(x)
-    except _FirstConvSeen:
-        pass
-    except Exception as e:  # the model's own forward fails on this input: say so, with torch's first line
+    except Exception as e:  # the model's own forward fails on this input: say why, with torch's first line
         failure = e
+    else:
+        return
     finally:
         for h in hooks:
             h.remove()
         model.train(was_training)
-    conv = seen.get("conv")
+    conv, shape = seen.get("conv"), seen.get("shape", ())
     if conv is not None:
-        shape = seen["shape"]
         where = f"its first conv ({names[id(conv)]}) takes N,C,H,W with C = {conv.in_channels}"
         if len(shape) != 4:
             h, w = (shape[-2], shape[-1]) if len(shape) >= 2 else ("H", "W")
@@ -98,10 +93,9 @@ def check_example_input(model: Any, inputs: list[torch.Tensor]) -> None:
         if shape[1] != conv.in_channels:
             raise InputError(f"the example input has shape {_shape_text(x.shape)}, but {where}: give a shape like "
                              f"{shape[0]},{conv.in_channels},{shape[2]},{shape[3]}")
-    if failure is not None:
-        text = str(failure).strip().splitlines()
-        raise InputError(f"the model fails on an example input of shape {_shape_text(x.shape)}: "
-                         f"{type(failure).__name__}: {text[0] if text else ''}")
+    text = str(failure).strip().splitlines()
+    raise InputError(f"the model fails on an example input of shape {_shape_text(x.shape)}: "
+                     f"{type(failure).__name__}: {text[0] if text else ''}")
 
 
 def exported_input_shapes(program: torch.export.ExportedProgram) -> list[tuple[Any, ...]]:

@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 import spattern
 from spattern import models
+from spattern.api import check_example_input
 from spattern.errors import InputError, ModelLoadError, OutputPathError
 from spattern.fileio import check_output_path
 from spattern.modelfile import describe_state_dict_mismatch, load_model
@@ -220,7 +221,12 @@ def test_example_input_dtype_and_shape_get_the_real_cause():
             call(model, torch.randn(1, 1, 8, 8))
     with pytest.raises(InputError, match="weights are float64"):
         spattern.compile(Tiny().double().eval(), torch.randn(1, 3, 8, 8))
-    assert model.training is False and Tiny().train().training  # the check restores the model's mode
+    training = Tiny().train()
+    with pytest.raises(InputError):
+        check_example_input(training, [torch.randn(1, 1, 8, 8)])
+    assert training.training  # the check runs in eval mode and gives the model back as it was
+    # An input that the model takes eagerly is not refused: a bare conv runs a 3-D input unbatched.
+    check_example_input(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)), [torch.randn(3, 8, 8)])
 
 
 def test_cli_wrong_rank_zoo_shape_is_not_blamed_on_control_flow(cli, tmp_path):
