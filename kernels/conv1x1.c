@@ -40,6 +40,7 @@
 #include "conv1x1.h"
 #include "padded_plane.h"
 #include "simd.h"
+#include "sp_check.h"
 
 /* NV: vectors of positions per microtile; SPG_BLOCK * NV accumulators live in registers. */
 #if defined(__AVX512F__)
@@ -379,19 +380,46 @@ static void spg_scalar(const spg_layer *L, int b, int p0, int p1) {
   }
 }
 
-/* Entry point, one workgroup (conv1x1.h). Each memref arrives as (base, aligned, offset, size, stride). */
+/* The header of a call (conv1x1.h), checked once per call: a layout, block and work split the kernel
+ * understands, and buffers as large as the header says (in_n, w_n, r_n, o_n floats), so no read or write of
+ * the call leaves its buffers. Traps (sp_check.h) otherwise. Returns the block (filters per packed block). */
+SP_CHECKS static int spg_check_header(const int32_t *h, size_t t_n, size_t in_n, size_t w_n, size_t r_n, size_t o_n) {
+  SP_CHECK(t_n >= SPG_H_SIZE && h[SPG_H_MAGIC] == SPG_ABI_MAGIC);
+  const int32_t layout = h[SPG_H_LAYOUT], bs = h[SPG_H_BLOCK];
+  SP_CHECK(sp_in(layout, 0, 2));
+  SP_CHECK(layout == 2 ? sp_in(bs, 16, SPG_VBLOCK_MAX) && bs % 16 == 0 && h[SPG_H_P] == 1
+                       : bs == (layout ? SPG_FBLOCK : SPG_BLOCK));
+  const int32_t C = h[SPG_H_C], F = h[SPG_H_F], P = h[SPG_H_P], Hi = h[SPG_H_H], Wi = h[SPG_H_W];
+  const int32_t big = 1 << 24; /* any real layer's dimension is far below this */
+  SP_CHECK(sp_in(C, 1, big) && sp_in(F, 1, big) && sp_in(Hi, 1, 1 << 15) && sp_in(Wi, 1, 1 << 15) &&
+           P == Hi * Wi);
+  SP_CHECK(sp_in(h[SPG_H_RELU], 0, 1) && sp_in(h[SPG_H_RESIDUAL], 0, 1));
+  const int32_t nblocks = h[SPG_H_NBLOCKS], bpg = h[SPG_H_BLOCKS_PER_GROUP];
+  const int32_t npanels = h[SPG_H_NPANELS], panel = h[SPG_H_PANEL];
+  /* the work split: every filter block and position in exactly one workgroup, none empty */
+  SP_CHECK(nblocks == (F + bs - 1) / bs && sp_in(bpg, 1, nblocks));
+  SP_CHECK(sp_in(npanels, 1, P) && sp_in(panel, 1, P) && (int64_t)npanels * panel <= P);
+  SP_CHECK(sp_plane_valid(h + SPG_H_OUT_HP, Hi, Wi));
+  const sp_plane op = sp_plane_at(h + SPG_H_OUT_HP, Hi, Wi);
+  SP_CHECK(sp_mul((size_t)C, (size_t)P) <= in_n);
+  SP_CHECK(sp_mul(sp_mul((size_t)nblocks, (size_t)C), (size_t)bs) + (size_t)F <= w_n);
+  SP_CHECK(sp_mul((size_t)F, sp_mul((size_t)op.h, (size_t)op.w)) <= o_n);
+  if (h[SPG_H_RESIDUAL]) SP_CHECK(sp_mul((size_t)F, (size_t)P) <= r_n);
+  return bs;
+}
+
+/* Entry point, one workgroup (conv1x1.h). Each memref arrives as (base, aligned, offset, size, stride). A header
+ * the kernel does not understand, or a workgroup id past the work split, traps (sp_check.h). */
 SP_EXPORT void spattern_conv1x1(const float *in_b, const float *in_a, size_t in_o, size_t in_n, size_t in_s,
                                  const float *w_b, const float *w_a, size_t w_o, size_t w_n, size_t w_s,
                                  const int32_t *t_b, const int32_t *t_a, size_t t_o, size_t t_n, size_t t_s,
                                  const float *r_b, const float *r_a, size_t r_o, size_t r_n, size_t r_s,
                                  float *o_b, float *o_a, size_t o_o, size_t o_n, size_t o_s, size_t wg) {
-  (void)in_b, (void)in_n, (void)in_s, (void)w_b, (void)w_n, (void)w_s, (void)t_b, (void)t_n, (void)t_s;
-  (void)r_b, (void)r_n, (void)r_s, (void)o_b, (void)o_n, (void)o_s;
+  (void)in_b, (void)in_s, (void)w_b, (void)w_s, (void)t_b, (void)t_s;
+  (void)r_b, (void)r_s, (void)o_b, (void)o_s;
   const int32_t *h = t_a + t_o;
+  const int bs = spg_check_header(h, t_n, in_n, w_n, r_n, o_n);
   const int layout = h[SPG_H_LAYOUT];
-  const int bs = layout == 2 ? h[SPG_H_BLOCK] : layout ? SPG_FBLOCK : SPG_BLOCK;
-  if (h[SPG_H_MAGIC] != SPG_ABI_MAGIC || h[SPG_H_BLOCK] != bs) return;
-  if (layout == 2 && (bs <= 0 || bs > SPG_VBLOCK_MAX || bs % 16 || h[SPG_H_P] != 1)) return;
   spg_layer L;
   L.C = h[SPG_H_C];
   L.F = h[SPG_H_F];
@@ -406,6 +434,7 @@ SP_EXPORT void spattern_conv1x1(const float *in_b, const float *in_a, size_t in_
   L.W = h[SPG_H_W];
   L.oplane = sp_plane_at(h + SPG_H_OUT_HP, L.H, L.W);
   const int npanels = h[SPG_H_NPANELS], panel = h[SPG_H_PANEL], bpg = h[SPG_H_BLOCKS_PER_GROUP];
+  SP_CHECK(wg / (size_t)npanels < (size_t)(h[SPG_H_NBLOCKS] + bpg - 1) / (size_t)bpg);
   const int group = (int)(wg / (size_t)npanels), pi = (int)(wg % (size_t)npanels);
   const int b0 = group * bpg, b1 = b0 + bpg < h[SPG_H_NBLOCKS] ? b0 + bpg : h[SPG_H_NBLOCKS];
   const int p0 = pi * panel, p1 = pi == npanels - 1 ? L.P : p0 + panel; /* the last panel takes the rest */

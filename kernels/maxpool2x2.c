@@ -15,6 +15,7 @@
 #include "maxpool2x2.h"
 #include "padded_plane.h"
 #include "simd.h"
+#include "sp_check.h"
 
 static inline vf spm_vmax(vf a, vf b) { return __builtin_elementwise_max(a, b); }
 static inline float spm_max(float a, float b) { return a > b ? a : b; }
@@ -31,19 +32,27 @@ static inline void spm_row(float *restrict out, const float *restrict r0, const 
     out[x] = spm_max(spm_max(r0[2 * x], r0[2 * x + 1]), spm_max(r1[2 * x], r1[2 * x + 1]));
 }
 
-/* Entry point, one workgroup (maxpool2x2.h). Each memref arrives as (base, aligned, offset, size, stride). */
+/* Entry point, one workgroup (maxpool2x2.h). Each memref arrives as (base, aligned, offset, size, stride). A
+ * header the kernel does not understand, buffers smaller than it says, or a workgroup id past the channels
+ * trap (sp_check.h), checked once per call. */
 SP_EXPORT void spattern_maxpool2x2(const float *in_b, const float *in_a, size_t in_o, size_t in_n, size_t in_s,
                                     const float *w_b, const float *w_a, size_t w_o, size_t w_n, size_t w_s,
                                     const int32_t *t_b, const int32_t *t_a, size_t t_o, size_t t_n, size_t t_s,
                                     const float *r_b, const float *r_a, size_t r_o, size_t r_n, size_t r_s,
                                     float *o_b, float *o_a, size_t o_o, size_t o_n, size_t o_s, size_t wg) {
-  (void)in_b, (void)in_n, (void)in_s, (void)w_b, (void)w_a, (void)w_o, (void)w_n, (void)w_s, (void)t_b;
-  (void)t_n, (void)t_s, (void)r_b, (void)r_a, (void)r_o, (void)r_n, (void)r_s, (void)o_b, (void)o_n, (void)o_s;
+  (void)in_b, (void)in_s, (void)w_b, (void)w_a, (void)w_o, (void)w_n, (void)w_s, (void)t_b;
+  (void)t_s, (void)r_b, (void)r_a, (void)r_o, (void)r_n, (void)r_s, (void)o_b, (void)o_s;
   const int32_t *h = t_a + t_o;
-  if (h[SPM_H_MAGIC] != SPM_ABI_MAGIC) return;
+  SP_CHECK(t_n >= SPM_H_SIZE && h[SPM_H_MAGIC] == SPM_ABI_MAGIC);
   const int C = h[SPM_H_C], H = h[SPM_H_H], W = h[SPM_H_W], ho = h[SPM_H_HO], wo = h[SPM_H_WO];
+  const int cpg = h[SPM_H_CPG];
+  SP_CHECK(sp_in(C, 1, 1 << 24) && sp_in(H, 2, 1 << 15) && sp_in(W, 2, 1 << 15) && ho == H / 2 && wo == W / 2);
+  SP_CHECK(sp_in(cpg, 1, C) && wg < (size_t)(C + cpg - 1) / (size_t)cpg);
+  SP_CHECK(sp_plane_valid(h + SPM_H_OUT_HP, ho, wo));
   const sp_plane o = sp_plane_at(h + SPM_H_OUT_HP, ho, wo);
-  const int c0 = (int)wg * h[SPM_H_CPG], c1 = c0 + h[SPM_H_CPG] < C ? c0 + h[SPM_H_CPG] : C;
+  SP_CHECK(sp_mul(sp_mul((size_t)C, (size_t)H), (size_t)W) <= in_n);
+  SP_CHECK(sp_mul((size_t)C, sp_mul((size_t)o.h, (size_t)o.w)) <= o_n);
+  const int c0 = (int)wg * cpg, c1 = c0 + cpg < C ? c0 + cpg : C;
   for (int c = c0; c < c1; ++c) {
     const float *ip = in_a + in_o + (size_t)c * H * W;
     float *op = o_a + o_o + (size_t)c * o.h * o.w;

@@ -19,4 +19,12 @@ static inline sp_plane sp_plane_at(const int32_t *slots, int h, int w) {
   return p;
 }
 
+/* 1 when the slots describe a plane that holds h x w values: all four zero (unpadded), or a stored plane with
+ * the values inside it. A kernel traps on 0 (sp_check.h). */
+static inline int sp_plane_valid(const int32_t *slots, int h, int w) {
+  if (slots[1] == 0) return slots[0] == 0 && slots[2] == 0 && slots[3] == 0;
+  return slots[2] >= 0 && slots[3] >= 0 && (int64_t)slots[0] >= (int64_t)slots[2] + h &&
+         (int64_t)slots[1] >= (int64_t)slots[3] + w;
+}
+
 #endif

@@ -62,6 +62,7 @@
 #include "pattern_conv.h"
 #include "patterns.h"
 #include "simd.h"
+#include "sp_check.h"
 
 /* VPS: vectors per sub-tile. A run loads its pattern's 3 off-centre tap rows (3*VPS vectors; the centre tap,
  * in every candidate, is loaded once per channel) into registers and reuses them for every kernel of the run; VPS is as large as the register file allows so that each kernel's
@@ -157,8 +158,8 @@ static inline __attribute__((always_inline)) void spk_channel(const spk_layer *L
   } break;
         SPK_PATTERNS(SPK_CASE)
 #undef SPK_CASE
-        default:
-          break;
+        default: /* spk_check_chunk has refused it already; kept so that no id is ever skipped */
+          __builtin_trap();
       }
     }
   }
@@ -349,19 +350,101 @@ static void spk_tile_s2(const spk_layer *L, const float *in, float *out, int chu
   spk_write_out(L, &S, out, chunk, acc);
 }
 
+/* The header of a call (pattern_conv.h), checked once per call: every slot the kernel reads holds a value it
+ * understands, the tables it points at lie inside the table buffer (t_n words) and the buffers are as large as
+ * the geometry says (in_n, w_n, r_n, o_n floats), so no read or write of the call leaves its buffers. Traps
+ * (sp_check.h) otherwise. */
+SP_CHECKS static void spk_check_header(const int32_t *h, size_t t_n, size_t in_n, size_t w_n, size_t r_n,
+                                       size_t o_n) {
+  SP_CHECK(t_n >= SPK_H_SIZE);
+  SP_CHECK(h[SPK_H_MAGIC] == SPK_ABI_MAGIC && h[SPK_H_TILE] == SPK_TILE && h[SPK_H_CHUNK] == SPK_CHUNK);
+  const int32_t N = h[SPK_H_N], C = h[SPK_H_C], F = h[SPK_H_F], Hp = h[SPK_H_HP], Wp = h[SPK_H_WP];
+  const int32_t Ho = h[SPK_H_HO], Wo = h[SPK_H_WO], stride = h[SPK_H_STRIDE], nch = h[SPK_H_NCHUNKS];
+  const int32_t ntiles = h[SPK_H_NTILES], ngroups = h[SPK_H_NGROUPS], tpg = h[SPK_H_TILES_PER_GROUP];
+  const int32_t K = h[SPK_H_K];
+  const int32_t big = 1 << 24; /* any real layer's dimension is far below this; products below stay in int */
+  SP_CHECK(sp_in(N, 1, big) && sp_in(C, 1, big) && sp_in(F, 1, big) && sp_in(Ho, 1, 1 << 15) &&
+           sp_in(Wo, 1, 1 << 15) && sp_in(Hp, 1, 1 << 15) && sp_in(Wp, 1, 1 << 15));
+  SP_CHECK((stride == 1 || stride == 2) && sp_in(h[SPK_H_RELU], 0, 1) && sp_in(h[SPK_H_RESIDUAL], 0, 1));
+  /* the 3x3 windows of every output, and the whole tiles' and vectors' reads past the last row, inside a plane */
+  const int64_t plane = (int64_t)Hp * Wp;
+  if (stride == 1) {
+    SP_CHECK(Wp >= Wo + 2 && Hp >= Ho + 2);
+    SP_CHECK(ntiles == ((int64_t)Ho * Wp + SPK_TILE - 1) / SPK_TILE);
+    SP_CHECK((int64_t)ntiles * SPK_TILE + 2 * Wp + 2 <= plane);
+  } else {
+    SP_CHECK(Wp >= 2 * Wo + 1 && Hp >= 2 * Ho + 1);
+    SP_CHECK(ntiles == ((int64_t)Ho * Wo + SPK_TILE - 1) / SPK_TILE);
+    SP_CHECK(2 * (int64_t)Ho * Wp + 2 * Wo + 2 + 4 * VW <= plane);
+  }
+  /* the work split: every tile in exactly one group, no empty group */
+  SP_CHECK(sp_in(nch, 1, F) && sp_in(ngroups, 1, ntiles) && sp_in(tpg, 1, ntiles));
+  SP_CHECK((int64_t)ngroups * tpg >= ntiles && (int64_t)(ngroups - 1) * tpg < ntiles);
+  SP_CHECK(K >= 0 && (int64_t)K <= (int64_t)F * C);
+  /* the tables: fidx (K bytes), run_start, run_pid, run_k, chunk_fil, chunk_nf, after the header */
+  const int64_t nrs = (int64_t)nch * C + 1;
+  SP_CHECK(nrs < (1 << 30));
+  SP_CHECK(h[SPK_H_OFF_FIDX] >= SPK_H_SIZE && sp_fits(h[SPK_H_OFF_FIDX], (K + 3) / 4, t_n));
+  SP_CHECK(h[SPK_H_OFF_RUN_START] >= SPK_H_SIZE && sp_fits(h[SPK_H_OFF_RUN_START], nrs, t_n));
+  SP_CHECK(h[SPK_H_OFF_CHUNK_FIL] >= SPK_H_SIZE && sp_fits(h[SPK_H_OFF_CHUNK_FIL], (int64_t)nch * SPK_CHUNK, t_n));
+  SP_CHECK(h[SPK_H_OFF_CHUNK_NF] >= SPK_H_SIZE && sp_fits(h[SPK_H_OFF_CHUNK_NF], nch, t_n));
+  const int32_t *run_start = h + h[SPK_H_OFF_RUN_START];
+  const int32_t R = run_start[nrs - 1]; /* runs in all */
+  SP_CHECK(run_start[0] == 0 && sp_in(R, 0, K));
+  SP_CHECK(h[SPK_H_OFF_RUN_PID] >= SPK_H_SIZE && sp_fits(h[SPK_H_OFF_RUN_PID], R, t_n));
+  SP_CHECK(h[SPK_H_OFF_RUN_K] >= SPK_H_SIZE && sp_fits(h[SPK_H_OFF_RUN_K], (int64_t)R + 1, t_n));
+  const int32_t *run_k = h + h[SPK_H_OFF_RUN_K];
+  SP_CHECK(run_k[0] == 0 && run_k[R] == K);
+  /* the chunks: 1..SPK_CHUNK filters each, F in all */
+  const int32_t *chunk_nf = h + h[SPK_H_OFF_CHUNK_NF];
+  int64_t nf_sum = 0;
+  int bad = 0;
+  for (int i = 0; i < nch; ++i) nf_sum += chunk_nf[i], bad |= !sp_in(chunk_nf[i], 1, SPK_CHUNK);
+  SP_CHECK(!bad && nf_sum == F);
+  /* the buffers */
+  SP_CHECK(sp_plane_valid(h + SPK_H_OUT_HP, Ho, Wo) && sp_plane_valid(h + SPK_H_RES_HP, Ho, Wo));
+  const sp_plane op = sp_plane_at(h + SPK_H_OUT_HP, Ho, Wo), rp = sp_plane_at(h + SPK_H_RES_HP, Ho, Wo);
+  SP_CHECK(sp_mul(sp_mul((size_t)N, (size_t)C), (size_t)plane) <= in_n);
+  SP_CHECK(sp_mul(4, (size_t)K) + (size_t)F <= w_n);
+  SP_CHECK(sp_mul(sp_mul((size_t)N, (size_t)F), sp_mul((size_t)op.h, (size_t)op.w)) <= o_n);
+  if (h[SPK_H_RESIDUAL]) SP_CHECK(sp_mul(sp_mul((size_t)N, (size_t)F), sp_mul((size_t)rp.h, (size_t)rp.w)) <= r_n);
+}
+
+/* The tables of one chunk, checked once per call before its tiles run: its filters are distinct (ascending)
+ * and inside F; its runs, in order, are ascending kernel ranges inside K with a known pattern id; each kernel's
+ * chunk-local filter is one of the chunk's filters. The loops are branch-free (one flag), a few cycles per run
+ * and kernel against a tile's 4 FMAs per vector for each. Traps otherwise. */
+SP_CHECKS static void spk_check_chunk(const spk_layer *L, int chunk, int K) {
+  const int nf = L->chunk_nf[chunk];
+  const int32_t *fil = L->chunk_fil + chunk * SPK_CHUNK;
+  int bad = fil[0] < 0 || fil[nf - 1] >= L->F;
+  for (int j = 1; j < nf; ++j) bad |= fil[j] <= fil[j - 1];
+  const int r0 = L->run_start[chunk * L->C], r1 = L->run_start[(chunk + 1) * L->C];
+  bad |= r0 < 0 || r0 > r1 || r1 > L->run_start[L->nchunks * L->C];
+  for (int i = chunk * L->C; i < (chunk + 1) * L->C; ++i) bad |= L->run_start[i + 1] < L->run_start[i];
+  SP_CHECK(!bad && L->run_k[r0] >= 0);
+  for (int r = r0; r < r1; ++r)
+    bad |= (L->run_k[r + 1] < L->run_k[r]) | ((uint32_t)L->run_pid[r] >= SPK_NUM_PATTERNS);
+  SP_CHECK(!bad && L->run_k[r1] <= K);
+  const uint8_t nfb = (uint8_t)nf; /* nf <= SPK_CHUNK = 128 */
+  for (int k = L->run_k[r0]; k < L->run_k[r1]; ++k) bad |= L->fidx[k] >= nfb;
+  SP_CHECK(!bad);
+}
+
 /* Entry point, one workgroup. Workgroup id = (n * ngroups + group) * nchunks + chunk. Each memref arrives as
- * (base, aligned, offset, size, stride), as IREE passes memref<?xT> to a hal.import.static function. */
+ * (base, aligned, offset, size, stride), as IREE passes memref<?xT> to a hal.import.static function. A header or
+ * table the kernel does not understand, or a workgroup id past the work split, traps (sp_check.h). */
 SP_EXPORT void spattern_pattern_conv(const float *in_b, const float *in_a, size_t in_o, size_t in_n,
                                       size_t in_s, const float *w_b, const float *w_a, size_t w_o,
                                       size_t w_n, size_t w_s, const int32_t *t_b, const int32_t *t_a,
                                       size_t t_o, size_t t_n, size_t t_s, const float *r_b, const float *r_a,
                                       size_t r_o, size_t r_n, size_t r_s, float *o_b, float *o_a, size_t o_o,
                                       size_t o_n, size_t o_s, size_t wg) {
-  (void)in_b, (void)in_n, (void)in_s, (void)w_b, (void)w_n, (void)w_s, (void)t_b, (void)t_n, (void)t_s;
-  (void)r_b, (void)r_n, (void)r_s;
-  (void)o_b, (void)o_n, (void)o_s;
+  (void)in_b, (void)in_s, (void)w_b, (void)w_s, (void)t_b, (void)t_s;
+  (void)r_b, (void)r_s;
+  (void)o_b, (void)o_s;
   const int32_t *h = t_a + t_o;
-  if (h[SPK_H_MAGIC] != SPK_ABI_MAGIC || h[SPK_H_TILE] != SPK_TILE || h[SPK_H_CHUNK] != SPK_CHUNK) return;
+  spk_check_header(h, t_n, in_n, w_n, r_n, o_n);
   spk_layer L;
   L.C = h[SPK_H_C];
   L.F = h[SPK_H_F];
@@ -383,10 +466,11 @@ SP_EXPORT void spattern_pattern_conv(const float *in_b, const float *in_a, size_
   L.chunk_fil = h + h[SPK_H_OFF_CHUNK_FIL];
   L.chunk_nf = h + h[SPK_H_OFF_CHUNK_NF];
   const int ngroups = h[SPK_H_NGROUPS];
+  SP_CHECK(wg < sp_mul(sp_mul((size_t)h[SPK_H_N], (size_t)ngroups), (size_t)L.nchunks));
   const int chunk = (int)(wg % (size_t)L.nchunks);
   const int rest = (int)(wg / (size_t)L.nchunks);
   const int group = rest % ngroups, n = rest / ngroups;
-  if (n >= h[SPK_H_N]) return;
+  spk_check_chunk(&L, chunk, h[SPK_H_K]);
   const float *in = in_a + in_o + (size_t)n * L.C * L.Hp * L.Wp;
   L.oplane = sp_plane_at(h + SPK_H_OUT_HP, L.Ho, L.Wo);
   float *out = o_a + o_o + (size_t)n * L.F * L.oplane.h * L.oplane.w;
