@@ -411,7 +411,8 @@ SP_CHECKS static void spk_check_header(const int32_t *h, size_t t_n, size_t in_n
 }
 
 /* The tables of one chunk, checked once per call before its tiles run: its filters are distinct (ascending)
- * and inside F; its runs, in order, are ascending kernel ranges inside K with a known pattern id; each kernel's
+ * and inside F; its runs, in order, are non-empty ascending kernel ranges inside K (the packer makes no empty
+ * run: one would hand its kernels to the next run's pattern) with a known pattern id; each kernel's
  * chunk-local filter is one of the chunk's filters. The loops are branch-free (one flag), a few cycles per run
  * and kernel against a tile's 4 FMAs per vector for each. Traps otherwise. */
 SP_CHECKS static void spk_check_chunk(const spk_layer *L, int chunk, int K) {
@@ -424,7 +425,7 @@ SP_CHECKS static void spk_check_chunk(const spk_layer *L, int chunk, int K) {
   for (int i = chunk * L->C; i < (chunk + 1) * L->C; ++i) bad |= L->run_start[i + 1] < L->run_start[i];
   SP_CHECK(!bad && L->run_k[r0] >= 0);
   for (int r = r0; r < r1; ++r)
-    bad |= (L->run_k[r + 1] < L->run_k[r]) | ((uint32_t)L->run_pid[r] >= SPK_NUM_PATTERNS);
+    bad |= (L->run_k[r + 1] <= L->run_k[r]) | ((uint32_t)L->run_pid[r] >= SPK_NUM_PATTERNS);
   SP_CHECK(!bad && L->run_k[r1] <= K);
   const uint8_t nfb = (uint8_t)nf; /* nf <= SPK_CHUNK = 128 */
   for (int k = L->run_k[r0]; k < L->run_k[r1]; ++k) bad |= L->fidx[k] >= nfb;
