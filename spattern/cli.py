@@ -176,6 +176,7 @@ def run(
 
     from .fileio import atomic_write_bytes, check_output_path
     from .runtime.module import load
+    from .runtime.trap_guard import run_isolated
 
     if output is not None:
         check_output_path(output)
@@ -187,7 +188,8 @@ def run(
             arrays.append(np.load(p, allow_pickle=False))
         except ValueError as e:
             raise InputError(f"{p} is not a plain .npy array: {e}") from None
-    results = load(module, target=target).run(*arrays)
+    # in a child, so that a microkernel's trap on a corrupt table is one line, not a dead process
+    results = run_isolated(lambda: load(module, target=target).run(*arrays), str(module))
     for i, r in enumerate(results):
         flat = r.reshape(-1)
         top = np.argsort(flat)[::-1][:5]

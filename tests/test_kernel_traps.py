@@ -10,6 +10,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -237,3 +238,106 @@ def test_neon_objects_trap_under_qemu(tmp_path, kernel, what):
     expect = 0 if what == "intact" else -signal.SIGTRAP
     assert _run_neon(tmp_path, qemu, obj, symbol) == expect
 
+
+
+# --- a whole module, and what the user sees ----------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _find_pattern_header(vmfb: bytes, c: int, f: int) -> int:
+    """The byte offset of the packed table of the pattern conv C -> F in a module: IREE stores the table constant
+    as is, so its header is the magic followed by the slots pack_conv wrote (TILE and CHUNK checked too)."""
+    from spattern.runtime.microkernel_abi import ABI_MAGIC, CHUNK, TILE
+
+    at = vmfb.find(ABI_MAGIC.to_bytes(4, "little"))
+    while at >= 0:
+        words = np.frombuffer(vmfb[at: at + 4 * 32], dtype="<i4")
+        if len(words) == 32 and (words[H["C"]], words[H["F"]], words[H["TILE"]], words[H["CHUNK"]]) == (c, f, TILE,
+                                                                                                          CHUNK):
+            return at
+        at = vmfb.find(ABI_MAGIC.to_bytes(4, "little"), at + 1)
+    raise AssertionError(f"no pattern-conv table {c} -> {f} in the module")
+
+
+@pytest.fixture(scope="module")
+def corrupt_module(tmp_path_factory):
+    """A two-conv pattern model compiled for host with the microkernels, saved intact and with the first conv's
+    table magic set to an older ABI's ("SPK2"), and its input."""
+    require_microkernels("host")
+    import torch
+    from torch import nn
+
+    import spattern
+    from spattern.testing import random_plan_for
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1)).eval()
+    pruned, plan = random_plan_for(model, filter_block=1, connectivity=0.3, seed=1)
+    x = torch.randn(1, 8, 16, 16)
+    compiled = spattern.compile(pruned, x, target="host", plan=plan, lowering="microkernels")
+    assert compiled.info["pass_stats"]["lower-to-microkernels"]["convs"] == 2
+    d = tmp_path_factory.mktemp("trap")
+    compiled.save(d / "good.vmfb")
+    bad = bytearray(compiled.vmfb)
+    at = _find_pattern_header(compiled.vmfb, 8, 16)
+    bad[at: at + 4] = (0x53504B32).to_bytes(4, "little")
+    (d / "bad.vmfb").write_bytes(bytes(bad))
+    np.save(d / "x.npy", x.numpy())
+    return d, compiled, pruned(x).detach().numpy()
+
+
+_RUN = """
+import sys, numpy as np
+from spattern.runtime.module import load
+y = load(sys.argv[1]).run(np.load(sys.argv[2]))[0]
+print("returned", y.shape)
+"""
+
+
+def test_a_corrupt_table_in_a_module_kills_its_run(corrupt_module):
+    """The module with an intact table matches torch; with the magic changed, CompiledModel.run never returns:
+    the kernel traps in IREE's worker and the process dies of SIGILL."""
+    from conftest import assert_close_to_torch
+
+    d, compiled, ref = corrupt_module
+    assert_close_to_torch(compiled.run(np.load(d / "x.npy"))[0], ref)
+    for name, expect in (("good", 0), ("bad", -signal.SIGILL)):
+        proc = subprocess.run([sys.executable, "-c", _RUN, str(d / f"{name}.vmfb"), str(d / "x.npy")], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300,
+                              preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)))
+        assert proc.returncode == expect, proc.stderr[-2000:]
+        assert ("returned" in proc.stdout) == (name == "good")
+
+
+def test_spattern_run_names_the_trap_in_one_line(corrupt_module):
+    """`spattern run` on the corrupt module: exit 2 and one error line that says what happened and what to do;
+    on the intact one it prints the outputs (the forked child passes them back)."""
+    d, _, _ = corrupt_module
+    outs = {}
+    for name in ("good", "bad"):
+        outs[name] = subprocess.run([sys.executable, "-m", "spattern", "run", str(d / f"{name}.vmfb"), "--input",
+                                     str(d / "x.npy")], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                                    preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)))
+    assert outs["good"].returncode == 0 and "output 0: shape (1, 16, 16, 16)" in outs["good"].stdout
+    bad = outs["bad"]
+    text = " ".join((bad.stdout + bad.stderr).split())
+    assert bad.returncode == 2, text
+    assert "Traceback" not in text and "microkernel" in text and "trapped (SIGILL)" in text
+    assert "recompile it" in text and "bad.vmfb" in text
+
+
+def test_run_isolated_passes_results_and_errors_back():
+    from spattern.errors import InputError
+    from spattern.runtime.trap_guard import is_trap, run_isolated
+
+    y = run_isolated(lambda: [np.arange(5.0)], "m.vmfb")
+    np.testing.assert_array_equal(y[0], np.arange(5.0))
+
+    def fail():
+        raise InputError("bad input 0")
+
+    with pytest.raises(InputError, match="bad input 0"):
+        run_isolated(fail, "m.vmfb")
+    assert is_trap(-signal.SIGILL) and is_trap(-signal.SIGTRAP) and not is_trap(-signal.SIGSEGV)
+    assert not is_trap(1)

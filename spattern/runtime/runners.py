@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import ModelLoadError, ToolUnavailableError
 from .targets import TARGETS, Target, get_target
+from .trap_guard import is_trap, trap_message
 
 FUNCTION = "main"
 AARCH64_SYSROOT = Path("/usr/aarch64-linux-gnu")
@@ -240,6 +241,9 @@ class IreeRunModuleRunner:
             except subprocess.TimeoutExpired:
                 raise ToolUnavailableError(f"iree-run-module did not finish in {self.timeout_s:.0f} s: "
                                            f"{' '.join(cmd)}") from None
+            if is_trap(proc.returncode):
+                where = f"the module (iree-run-module --device={self.device})"
+                raise ModelLoadError(trap_message(where, -proc.returncode))
             if proc.returncode != 0:
                 err = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
                 raise ModelLoadError(f"iree-run-module --device={self.device} failed (exit {proc.returncode}):\n"
