@@ -19,6 +19,10 @@
  * positions [panel * panel_len, +panel_len) (the last panel: to P). A padded output's zeros are written by the
  * workgroups whose panel holds the first (top rows, left column) or last (right column, bottom rows) position
  * of an image row.
+ * What the kernel checks (once per call; it traps on any failure, kernels/sp_check.h, and never returns with its
+ * output untouched): the magic; LAYOUT 0, 1 or 2 and its BLOCK (SPG_BLOCK, SPG_FBLOCK; layout 2: a multiple of 16
+ * up to SPG_VBLOCK_MAX and P = 1); P = H * W; NBLOCKS = ceil(F / BLOCK); a work split whose panels fit in P and a
+ * workgroup id inside it; buffers at least as large as the header says (in, w, out; res when RESIDUAL).
  */
 #ifndef SPATTERN_CONV1X1_H
 #define SPATTERN_CONV1X1_H

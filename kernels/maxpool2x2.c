@@ -32,6 +32,20 @@ static inline void spm_row(float *restrict out, const float *restrict r0, const 
     out[x] = spm_max(spm_max(r0[2 * x], r0[2 * x + 1]), spm_max(r1[2 * x], r1[2 * x + 1]));
 }
 
+/* The header of a call (maxpool2x2.h), checked once per call; traps (sp_check.h) on a value the kernel does not
+ * understand, buffers smaller than it says (in_n, o_n floats) or a workgroup id past the channels. */
+SP_CHECKS static void spm_check_header(const int32_t *h, size_t t_n, size_t in_n, size_t o_n, size_t wg) {
+  SP_CHECK(t_n >= SPM_H_SIZE && h[SPM_H_MAGIC] == SPM_ABI_MAGIC);
+  const int C = h[SPM_H_C], H = h[SPM_H_H], W = h[SPM_H_W], ho = h[SPM_H_HO], wo = h[SPM_H_WO];
+  const int cpg = h[SPM_H_CPG];
+  SP_CHECK(sp_in(C, 1, 1 << 24) && sp_in(H, 2, 1 << 15) && sp_in(W, 2, 1 << 15) && ho == H / 2 && wo == W / 2);
+  SP_CHECK(sp_in(cpg, 1, C) && wg < (size_t)(C + cpg - 1) / (size_t)cpg);
+  SP_CHECK(sp_plane_valid(h + SPM_H_OUT_HP, ho, wo));
+  const sp_plane o = sp_plane_at(h + SPM_H_OUT_HP, ho, wo);
+  SP_CHECK(sp_mul(sp_mul((size_t)C, (size_t)H), (size_t)W) <= in_n);
+  SP_CHECK(sp_mul((size_t)C, sp_mul((size_t)o.h, (size_t)o.w)) <= o_n);
+}
+
 /* Entry point, one workgroup (maxpool2x2.h). Each memref arrives as (base, aligned, offset, size, stride). A
  * header the kernel does not understand, buffers smaller than it says, or a workgroup id past the channels
  * trap (sp_check.h), checked once per call. */
@@ -43,15 +57,10 @@ SP_EXPORT void spattern_maxpool2x2(const float *in_b, const float *in_a, size_t 
   (void)in_b, (void)in_s, (void)w_b, (void)w_a, (void)w_o, (void)w_n, (void)w_s, (void)t_b;
   (void)t_s, (void)r_b, (void)r_a, (void)r_o, (void)r_n, (void)r_s, (void)o_b, (void)o_s;
   const int32_t *h = t_a + t_o;
-  SP_CHECK(t_n >= SPM_H_SIZE && h[SPM_H_MAGIC] == SPM_ABI_MAGIC);
+  spm_check_header(h, t_n, in_n, o_n, wg);
   const int C = h[SPM_H_C], H = h[SPM_H_H], W = h[SPM_H_W], ho = h[SPM_H_HO], wo = h[SPM_H_WO];
   const int cpg = h[SPM_H_CPG];
-  SP_CHECK(sp_in(C, 1, 1 << 24) && sp_in(H, 2, 1 << 15) && sp_in(W, 2, 1 << 15) && ho == H / 2 && wo == W / 2);
-  SP_CHECK(sp_in(cpg, 1, C) && wg < (size_t)(C + cpg - 1) / (size_t)cpg);
-  SP_CHECK(sp_plane_valid(h + SPM_H_OUT_HP, ho, wo));
   const sp_plane o = sp_plane_at(h + SPM_H_OUT_HP, ho, wo);
-  SP_CHECK(sp_mul(sp_mul((size_t)C, (size_t)H), (size_t)W) <= in_n);
-  SP_CHECK(sp_mul((size_t)C, sp_mul((size_t)o.h, (size_t)o.w)) <= o_n);
   const int c0 = (int)wg * cpg, c1 = c0 + cpg < C ? c0 + cpg : C;
   for (int c = c0; c < c1; ++c) {
     const float *ip = in_a + in_o + (size_t)c * H * W;

@@ -10,6 +10,8 @@
  *   out f32 [C, HO, WO]   or [C, OUT_HP, OUT_WP] for a padded output (header): the next pattern conv's padded
  *                         input, the zeros around the outputs written too
  * Workgroup id = channel group: channels [wg * CPG, +CPG).
+ * What the kernel checks (once per call; it traps on any failure, kernels/sp_check.h): the magic, HO = H / 2 and
+ * WO = W / 2, CPG >= 1 and a workgroup id with channels, the output plane, and buffer sizes (in, out).
  */
 #ifndef SPATTERN_MAXPOOL2X2_H
 #define SPATTERN_MAXPOOL2X2_H

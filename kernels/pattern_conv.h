@@ -17,6 +17,13 @@
  *   run_pid[R]         global pattern id of a run (all its kernels share it)
  *   run_k[R+1]         kernels of run r: run_k[r] .. run_k[r+1]-1
  *   chunk_fil[nch*SPK_CHUNK] global filter of each chunk-local filter; chunk_nf[nch]: filters in the chunk
+ * What the kernel checks (once per call; it traps on any failure, kernels/sp_check.h, and never returns with its
+ * output untouched): the magic, SPK_TILE and SPK_CHUNK; stride 1 or 2, RELU and RESIDUAL 0 or 1; a geometry whose
+ * windows and whole-tile reads fit the padded input (NTILES as the packer computes it); a work split that gives
+ * every tile one group and the workgroup id a (n, group, chunk); tables inside tab (t_n words, the memref's
+ * size); chunks of 1..SPK_CHUNK filters, F in all, each chunk's filters ascending and < F; per chunk, runs of at
+ * least one kernel each, ascending, with pattern ids 0..SPK_NUM_PATTERNS-1 and fidx below the chunk's count;
+ * buffers at least as large as the header's shapes say (in, w, out; res when RESIDUAL).
  */
 #ifndef SPATTERN_PATTERN_CONV_H
 #define SPATTERN_PATTERN_CONV_H
