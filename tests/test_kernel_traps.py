@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -70,7 +69,7 @@ def _first_run(table: np.ndarray) -> int:
     return _slot(table, "OFF_RUN_PID")
 
 
-# Each corruption: (what it models, a function of (table, buffers) that breaks one thing in place).
+# Each corruption: its name -> a function that breaks one thing of the table in place.
 PATTERN_CORRUPTIONS = {
     "magic": lambda t: t.__setitem__(H["MAGIC"], 0x53504B32),  # "SPK2": an older packer
     "tile": lambda t: t.__setitem__(H["TILE"], 64),
@@ -341,3 +340,33 @@ def test_run_isolated_passes_results_and_errors_back():
         run_isolated(fail, "m.vmfb")
     assert is_trap(-signal.SIGILL) and is_trap(-signal.SIGTRAP) and not is_trap(-signal.SIGSEGV)
     assert not is_trap(1)
+
+
+def test_an_arm64_module_with_a_corrupt_table_fails_with_one_line():
+    """arm64-linux under qemu (iree-run-module in a child process): the NEON kernel's SIGTRAP becomes the same
+    ModelLoadError line; the intact module returns."""
+    import torch
+    from torch import nn
+
+    import spattern
+    from spattern.errors import ModelLoadError
+    from spattern.runtime.module import CompiledModel
+    from spattern.runtime.runners import target_availability
+    from spattern.runtime.targets import get_target
+    from spattern.testing import random_plan_for
+
+    require_microkernels("aarch64-unknown-linux-gnu")
+    availability = target_availability(get_target("arm64-linux"))
+    if not availability.runs_here:
+        pytest.skip(availability.reason)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1)).eval()
+    pruned, plan = random_plan_for(model, filter_block=1, connectivity=0.3, seed=1)
+    x = torch.randn(1, 8, 16, 16)
+    compiled = spattern.compile(pruned, x, target="arm64-linux", plan=plan, lowering="microkernels")
+    assert compiled.run(x.numpy())[0].shape == (1, 16, 16, 16)
+    bad = bytearray(compiled.vmfb)
+    at = _find_pattern_header(compiled.vmfb, 8, 16)
+    bad[at: at + 4] = (0x53504B32).to_bytes(4, "little")
+    with pytest.raises(ModelLoadError, match=r"microkernel .* trapped \(SIGTRAP\) .* recompile it"):
+        CompiledModel(vmfb=bytes(bad), target=compiled.target).run(x.numpy())
