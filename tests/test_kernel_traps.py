@@ -164,12 +164,18 @@ def test_conv1x1_traps_on_a_corrupt_header(what):
     assert call_in_child("conv1x1", bufs, packed.workgroups) == TRAP
 
 
-def test_conv1x1_traps_on_a_short_output_and_a_workgroup_past_the_split():
+@pytest.mark.parametrize("what", ["workgroup_past_the_split", "short_output", "short_table"])
+def test_conv1x1_traps_on_a_short_buffer_or_a_workgroup_past_the_split(what):
     require_microkernels("x86_64")
     packed, bufs = _conv1x1_case(0)
-    assert call_in_child("conv1x1", bufs, range(packed.workgroups, packed.workgroups + 1)) == TRAP
-    bufs[4] = bufs[4].reshape(-1)[:-1]
-    assert call_in_child("conv1x1", bufs, packed.workgroups) == TRAP
+    ids: int | range = packed.workgroups
+    if what == "workgroup_past_the_split":
+        ids = range(packed.workgroups, packed.workgroups + 1)
+    elif what == "short_output":
+        bufs[4] = bufs[4].reshape(-1)[:-1]
+    else:  # fewer words than the header's slots
+        bufs[2] = bufs[2][: conv1x1_abi.HEADER_SIZE - 1]
+    assert call_in_child("conv1x1", bufs, ids) == TRAP
 
 
 M = maxpool_abi.H
@@ -181,7 +187,7 @@ MAXPOOL_CORRUPTIONS = {
 }
 
 
-@pytest.mark.parametrize("what", [*MAXPOOL_CORRUPTIONS, "short_input", "workgroup_past_channels"])
+@pytest.mark.parametrize("what", [*MAXPOOL_CORRUPTIONS, "short_input", "short_table", "workgroup_past_channels"])
 def test_maxpool_traps_on_a_corrupt_header(what):
     require_microkernels("x86_64")
     packed = maxpool_abi.pack_maxpool(6, 10, 12, workgroups=2)
@@ -191,6 +197,8 @@ def test_maxpool_traps_on_a_corrupt_header(what):
     ids: int | range = packed.workgroups
     if what == "short_input":
         bufs[0] = x.reshape(-1)[:-1]
+    elif what == "short_table":
+        bufs[2] = bufs[2][: maxpool_abi.HEADER_SIZE - 1]
     elif what == "workgroup_past_channels":
         ids = range(packed.workgroups, packed.workgroups + 1)
     else:
