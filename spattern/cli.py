@@ -176,7 +176,6 @@ def run(
 
     from .fileio import atomic_write_bytes, check_output_path
     from .runtime.module import load
-    from .runtime.trap_guard import run_isolated
 
     if output is not None:
         check_output_path(output)
@@ -189,6 +188,8 @@ def run(
         except ValueError as e:
             raise InputError(f"{p} is not a plain .npy array: {e}") from None
     # in a child, so that a microkernel's trap on a corrupt table is one line, not a dead process
+    from .runtime.trap_guard import run_isolated
+
     results = run_isolated(lambda: load(module, target=target).run(*arrays), str(module))
     for i, r in enumerate(results):
         flat = r.reshape(-1)
