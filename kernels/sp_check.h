@@ -4,7 +4,7 @@
  * with its output untouched or half written. The checks run once per call (the header, the buffers' sizes, the
  * work split) and once per call over the tables that call reads (a chunk's runs and kernels), never in the
  * loops over vectors. Freestanding: a trap needs no libc, and nothing is printed here (the runtime says what a
- * trap means: spattern/runtime/module.py). */
+ * trap means: spattern/runtime/trap_guard.py). */
 #ifndef SPATTERN_SP_CHECK_H
 #define SPATTERN_SP_CHECK_H
 
