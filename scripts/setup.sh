@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine for spattern, idempotently (a second run takes seconds):
 #   1. Debian packages: clang + cmake (pattern microkernels), lld, mesa-vulkan-drivers (lavapipe, a Vulkan driver
-#      on the CPU), qemu-user-static + arm64 cross libc/libstdc++ (run aarch64 iree-run-module here);
+#      on the CPU), qemu-user-static + arm64 cross libc/libstdc++ (run aarch64 iree-run-module here),
+#      llvm-19 (llvm-mca: the modelled ARM speed of bench/arm_model.py);
 #   2. a virtual environment at .venv with torch 2.13.0 CPU installed first and on its own (a looser pin pulls
 #      gigabytes of CUDA), then the package and its test extras;
 #   3. the aarch64 IREE runtime (iree-run-module for arm64, run under qemu) into .cache/aarch64;
@@ -13,8 +14,10 @@ cd "$root"
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # 1. Debian packages ------------------------------------------------------------------------------------------
+# llvm-19: llvm-mca with a Neoverse-N1 (Cortex-A76-class) model for bench/arm_model.py; Debian 12's default llvm
+# (14) models neoverse-n1 and cortex-a76 as a Cortex-A57.
 apt_packages=(clang lld cmake mesa-vulkan-drivers libvulkan1 vulkan-tools qemu-user-static libc6-arm64-cross
-              libstdc++6-arm64-cross)
+              libstdc++6-arm64-cross llvm-19)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
