@@ -18,7 +18,7 @@ package has a Neoverse-N1 model of its own (N1UnitV0/V1 ...), so scripts/setup.s
 A57 fallback are marked as such.
 
 llvm-mca models a loop body's steady state with every load hitting L1 and every branch predicted. The layer
-model below adds what it cannot see (each run's loop exit as one mispredicted branch) and leaves out what it
+model (spattern/arm_estimate.py, which `spattern report --target arm64-android` uses) adds what it cannot see (each run's loop exit as one mispredicted branch) and leaves out what it
 does not model (cache misses, the write-out). It ranks variants and names the bottleneck; it is not a time.
 
 Usage: python bench/arm_model.py [--out bench/results/arm-model.txt] [--table spattern/arm_model_table.json]
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import shutil
 import subprocess
@@ -38,6 +37,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from spattern.arm_estimate import layer_cycles  # noqa: E402  (the report's layer model: one source)
 KERNELS = ROOT / "spattern" / "_kernels"
 GEMM_REF = ROOT / "bench" / "arm" / "gemm_ref_8x12.c"
 # The shipped aarch64 objects' flags (CMakeLists.txt: SPK_TRIPLE/SPK_ISA_aarch64_neon + SPK_COMMON_FLAGS).
@@ -338,7 +340,7 @@ def peak_source(n_fma: int = 24) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the layer model
+# the layer model (spattern/arm_estimate.py's layer_cycles, on the VGG-16 and ResNet-18 3x3 shapes)
 
 # (name, C, F, H (= W) of the output, stride) of the 3x3 convs; VGG-16's first conv (3 channels) is left out:
 # it runs as three pattern convs of one channel each, not a layer of this shape.
@@ -349,46 +351,10 @@ VGG16 = [("conv1_2", 64, 64, 224, 1), ("conv2_1", 64, 128, 112, 1), ("conv2_2", 
 RESNET18 = [("layer1.x.conv", 64, 64, 56, 1), ("layer2.0.conv1", 64, 128, 28, 2), ("layer2.x.conv", 128, 128, 28, 1),
             ("layer3.0.conv1", 128, 256, 14, 2), ("layer3.x.conv", 256, 256, 14, 1),
             ("layer4.0.conv1", 256, 512, 7, 2), ("layer4.x.conv", 512, 512, 7, 1)]
-SPK_TILE, VW = 96, 4
-NUM_PATTERNS = 8
-
-
-def expected_runs(kernels_per_chunk_channel: float, patterns: int = NUM_PATTERNS) -> float:
-    """Distinct patterns among n kernels with patterns drawn evenly: a (chunk, channel)'s expected run count."""
-    return patterns * (1.0 - (1.0 - 1.0 / patterns) ** kernels_per_chunk_channel)
-
-
-def chunk_size(F: int) -> int:
-    return 128 if F >= 256 else 64  # microkernel_abi.chunk_size's rule (enough workgroups assumed)
-
-
-def layer_cycles(C: int, F: int, H: int, stride: int, keep: float, t: dict) -> dict[str, float]:
-    """Modelled cycles of one pattern-conv layer (one core) and of the dense reference on the same layer.
-
-    t: one core's row of the table (arm_model_table.json). Pattern conv: every kept kernel costs the inner
-    loop's cycles per vector for each vector of positions computed (stride 1 computes the padded width's 2
-    extra columns per row; stride 2 exactly Ho*Wo, plus its per-channel tap de-interleave); each run its setup
-    and one mispredicted loop exit per pass. Dense: 9*C*F*H*W MACs at the 8x12 GEMM loop's FLOP per cycle, no
-    im2col or packing counted (optimistic for dense)."""
-    positions = H * (H + 2) if stride == 1 else H * H
-    tiles = math.ceil(positions / SPK_TILE)
-    vectors = math.ceil(positions / VW)
-    passes = math.ceil(vectors / t["pattern_vectors_per_pass"])
-    kernels = F * C * keep
-    nchunk = math.ceil(F / chunk_size(F))
-    runs = nchunk * C * expected_runs(min(F, chunk_size(F)) * keep)
-    cyc = kernels * vectors * t["pattern_cycles_per_out_vector"]
-    cyc += runs * passes * (t["pattern_run_setup_cycles"] + t["mispredict_cycles"])
-    if stride == 2:
-        cyc += nchunk * C * tiles * 3 * (SPK_TILE / VW) * t["s2_tap_cycles_per_vector"]
-    dense = 2.0 * 9 * C * F * H * H / t["dense_flop_per_cycle"]
-    return {"pattern": cyc, "dense": dense}
-
-
 def layer_table(t: dict, layers, keep: float) -> list[dict]:
     rows = []
     for name, C, F, H, s in layers:
-        c = layer_cycles(C, F, H, s, keep, t)
+        c = layer_cycles(C, F, H, H, s, keep, t)
         limit = 9.0 / (4.0 * keep)
         speed = c["dense"] / c["pattern"]
         rows.append({"layer": name, "C": C, "F": F, "H": H, "stride": s, "speedup": speed, "mac_limit": limit,

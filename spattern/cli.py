@@ -153,6 +153,8 @@ def report(
                                                              "accuracy vs speed"),
     accuracy: Optional[Path] = typer.Option(None, help="bench/accuracy.py --out results"),
     peers: Optional[list[Path]] = typer.Option(None, help="bench/peers.py --out results (repeatable)"),
+    target: Optional[str] = typer.Option(None, help="arm64-android / arm64-linux: add each pattern layer's "
+                                                    "modelled ARM time (llvm-mca model, not a measurement)"),
 ) -> None:
     """Per-layer table of a model: shapes, dense or pattern, filter block, MACs kept, time share."""
     from .fileio import check_output_path
@@ -161,7 +163,8 @@ def report(
     if plot is not None:
         check_output_path(plot, suffix=".png")
     report_command(model, zoo=zoo, plan=plan, input_shape=_parse_shape(input_shape) if input_shape else None,
-                   num_classes=num_classes, plot_path=plot, accuracy=accuracy, peers=peers, console=out)
+                   num_classes=num_classes, plot_path=plot, accuracy=accuracy, peers=peers, console=out,
+                   target=target)
 
 
 @app.command()

@@ -494,12 +494,13 @@ def _panel_accuracy(ax: Any, points: Sequence[AccuracyPoint] | None) -> None:
 def report_command(model: Path | None = None, zoo: str | None = None, plan: Path | None = None,
                    input_shape: tuple[int, ...] | None = None, num_classes: int = 1000, plot_path: Path | None = None,
                    accuracy: Path | None = None, peers: Path | Sequence[Path] | None = None, time_repeat: int = 3,
-                   console: Any = None) -> list[LayerRow]:
+                   console: Any = None, target: str | None = None) -> list[LayerRow]:
     """`spattern report MODEL [--plan ...] [--plot out.png] [--accuracy r.json] [--peers r.json]`.
 
     MODEL is what `spattern compile` takes (a pruned folder carries its own plan; a state dict needs --zoo);
     `plan` overrides or adds a plan.json; `peers` is one or more `bench/peers.py --out` files. Prints the
-    per-layer table and writes the plot; returns the rows."""
+    per-layer table and writes the plot; returns the rows. `target` arm64-*: also each pattern layer's modelled
+    time on an A76-class core beside the modelled dense time (arm_estimate.py; a model, not a measurement)."""
     import torch
     from rich.console import Console
 
@@ -518,6 +519,10 @@ def report_command(model: Path | None = None, zoo: str | None = None, plan: Path
     rows = layer_table(loaded.model, x, the_plan, time_repeat=time_repeat)
     name = loaded.zoo_name or (model.name if model else "model")
     console.print(rows_table(rows, title=f"{name} {_shape(shape)}" + (" (pruned)" if the_plan else " (dense)")))
+    if target is not None and target.startswith("arm64"):
+        from .arm_estimate import arm_table
+
+        console.print(arm_table(rows))
     peer_files = [] if peers is None else [peers] if isinstance(peers, (str, Path)) else list(peers)
     peer_data: Speedups = {}
     for f in peer_files:  # several bench/peers.py runs (e.g. one per model group); a later file wins per model
