@@ -72,7 +72,7 @@
 #elif defined(__AVX2__)
 #define VPS 2 /* 16 ymm: 8 taps + 2 accumulators + weights */
 #elif defined(__ARM_NEON) || defined(__aarch64__)
-#define VPS 4 /* 32 q registers: 16 taps + 4 accumulators + 4 weights (6 would spill: clang keeps every accumulator live) */
+#define VPS 4 /* 32 q registers: 16 taps + 4 accumulators + 1 weight vector (6 would spill: clang keeps every accumulator live) */
 #else
 #define VPS 1
 #endif
@@ -109,6 +109,25 @@ typedef struct {
   const uint8_t *fidx;
   const int32_t *run_start, *run_pid, *run_k, *chunk_fil, *chunk_nf;
 } spk_layer;
+
+/* A kernel's 4 weights w0..w3. NEON: one 16-byte load, each weight a lane of it (fmla by element), where
+ * scalar loads made clang issue 3 loads, one of them a broadcast (ld1r) that also takes a vector pipe: llvm-mca
+ * on neoverse-n1, bench/results/arm-model-tuning.txt. x86: scalars (broadcast FMAs). */
+#if defined(__aarch64__)
+#define SPK_WEIGHTS(wk)                                         \
+  const vf wv = LD(wk);                                         \
+  const float w0 = wv[0], w1 = wv[1], w2 = wv[2], w3 = wv[3]
+/* The run's weights through a pointer stepped by 4 floats (a post-incremented load), not w + 4 * k, which clang
+ * computed per kernel with a sign extension (sbfiz) and an add: -0.45 cycles per kernel in the model. */
+#define SPK_WK_INIT(k0) const float *wnext = w + 4 * (size_t)(k0)
+#define SPK_WK(k) (wnext += 4, wnext - 4)
+#else
+#define SPK_WK_INIT(k0) (void)0
+#define SPK_WK(k) (w + 4 * (k))
+#define SPK_WEIGHTS(wk)                                         \
+  const float *wk_ = (wk);                                      \
+  const float w0 = wk_[0], w1 = wk_[1], w2 = wk_[2], w3 = wk_[3]
+#endif
 
 /* Accumulate one chunk's kernels on channel c into acc[f_local * SPK_TILE + pos], given the 9 tap rows. */
 static inline __attribute__((always_inline)) void spk_channel(const spk_layer *L, int chunk, int c,
@@ -147,10 +166,10 @@ static inline __attribute__((always_inline)) void spk_channel(const spk_layer *L
       xc[v] = TAPV(cc, v);                                                              \
       xd[v] = TAPV(d, v);                                                               \
     }                                                                                               \
+    SPK_WK_INIT(k0);                                                                                \
     for (int k = k0; k < k1; ++k) {                                                                 \
       float *ap = as + fidx[k] * ACC_STRIDE;                                                          \
-      const float *wk = w + 4 * k;                                                                  \
-      const float w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];                                   \
+      SPK_WEIGHTS(SPK_WK(k));                                                                       \
       _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; ++v) {                             \
         ST(ap + v * VW, LD(ap + v * VW) + xa[v] * w0 + xb[v] * w1 + xc[v] * w2 + xd[v] * w3);       \
       }                                                                                             \
