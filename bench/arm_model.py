@@ -278,6 +278,7 @@ def _grab(text: str, pattern: str) -> str:
 class LoopModel:
     kernel: str
     func: str
+    obj: str  # the object it was read from
     instances: int  # identical loop bodies in the object
     insns: int
     fmas: int
@@ -288,7 +289,7 @@ class LoopModel:
     per_core: dict[str, dict] = field(default_factory=dict)
 
 
-def model_loop(llvm: Llvm, kernel: str, group: list[Loop]) -> LoopModel:
+def model_loop(llvm: Llvm, kernel: str, group: list[Loop], obj: Path) -> LoopModel:
     lp = group[0]
     dests = {i.operands.split(",")[0] for i in lp.body if is_fma(i)}
     if not dests:
@@ -297,7 +298,7 @@ def model_loop(llvm: Llvm, kernel: str, group: list[Loop]) -> LoopModel:
         nvec = sum(2 if i.mnemonic == "stp" else 1 for i in lp.body if is_store(i) and is_vector(i))
     else:
         nvec = len(dests)
-    lm = LoopModel(kernel, lp.func, len(group), len(lp.body), lp.count(is_fma), lp.count(is_load),
+    lm = LoopModel(kernel, lp.func, str(obj), len(group), len(lp.body), lp.count(is_fma), lp.count(is_load),
                    lp.count(is_store), nvec, sum(flops(i) for i in lp.body))
     src = mca_source(lp.body, lp.start)
     for core in CORES:
@@ -379,14 +380,31 @@ def run_setup_cycles(llvm: Llvm, obj: Path, main: LoopModel, mcpu: str) -> float
     """A run's setup (the straight-line code that falls into the kernel loop: tap loads, trip count), modelled
     as a block on its own: its reciprocal throughput in cycles."""
     for lp in innermost_loops(main.func, disassemble(llvm, obj)[main.func]):
-        if lp.signature == " ".join(i.mnemonic for i in lp.body) and lp.count(is_fma) == main.fmas and lp.preheader:
+        if lp.count(is_fma) == main.fmas and lp.preheader:
             return run_mca(llvm, mca_source(lp.preheader, None), mcpu, iterations=100).cycles_per_iter
     return 0.0
 
 
+def by_nv(models: list[LoopModel], main: LoopModel, mcpu: str) -> dict[str, float]:
+    """The pattern conv's kernel loop per vector count (4 FMAs per vector: one loop per pattern and count)."""
+    out: dict[str, float] = {}
+    for m in models:
+        if m.kernel == "pattern_conv" and m.func == main.func and m.fmas and m.fmas % 4 == 0 and m.stores:
+            nv = str(m.fmas // 4)
+            c = m.per_core[mcpu]["cycles_per_iter"]
+            out[nv] = min(out.get(nv, c), c)
+    return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
+
+
+def tail_pass() -> bool:
+    """Whether the NEON object's short tiles end with a pass of just the vectors left (kernels/pattern_conv.c
+    SPK_TAIL_PASS, on by default for aarch64 in the source this checkout builds the objects from)."""
+    return "#define SPK_TAIL_PASS 1" in (ROOT / "kernels" / "pattern_conv.c").read_text()
+
+
 def build_table(llvm: Llvm, models: list[LoopModel], ref: LoopModel, peaks: dict[str, float]) -> dict:
     main, taps = pattern_loops(models)
-    obj = KERNELS / "pattern_conv_aarch64_neon.o"
+    obj = Path(main.obj)
     cores = {}
     for core in CORES:
         pc, rc = main.per_core[core.mcpu], ref.per_core[core.mcpu]
@@ -395,6 +413,8 @@ def build_table(llvm: Llvm, models: list[LoopModel], ref: LoopModel, peaks: dict
             "model_peak_flop_per_cycle": peaks[core.mcpu], "model": pc["model"],
             "pattern_vectors_per_pass": main.out_vectors,
             "pattern_cycles_per_out_vector": pc["cycles_per_out_vector"],
+            "pattern_cycles_per_kernel_by_nv": by_nv(models, main, core.mcpu),
+            "pattern_tail_pass": tail_pass(),
             "pattern_run_setup_cycles": round(run_setup_cycles(llvm, obj, main, core.mcpu), 2),
             "mispredict_cycles": MISPREDICT_CYCLES[core.mcpu],
             "s2_tap_cycles_per_vector": round(taps.per_core[core.mcpu]["cycles_per_iter"] / max(taps.out_vectors, 1), 3
@@ -448,12 +468,12 @@ def main(argv: list[str] | None = None) -> int:
     for obj in args.objects:
         kernel = obj.name.split("_aarch64")[0]
         for n, g in enumerate(grouped_vector_loops(llvm, obj)):
-            models.append(model_loop(llvm, kernel, g))
+            models.append(model_loop(llvm, kernel, g, obj))
             if n < args.max_loops:
                 shown.append(models[-1])
     with tempfile.TemporaryDirectory() as d:
         ref_obj = build_gemm_ref(Path(d))
-        ref = model_loop(llvm, "dense-ref", grouped_vector_loops(llvm, ref_obj)[0])
+        ref = model_loop(llvm, "dense-ref", grouped_vector_loops(llvm, ref_obj)[0], GEMM_REF)
     lines += ["", "Innermost vector loops (n: identical bodies; per iteration: ins, fma, ld, st; vec: output "
                   "vectors it updates)", *fmt_models(shown + [ref])]
     if any(m.kernel == "pattern_conv" for m in models):

@@ -3,8 +3,8 @@
 A model, not a measurement: the figures come from `arm_model_table.json`, which bench/arm_model.py writes from
 llvm-mca's model of the shipped NEON pattern-conv inner loop and of an 8x12 fp32 GEMM loop (the dense reference)
 on `-mcpu=neoverse-n1` (a Cortex-A76 derivative). Nothing is run at report time. What the layer model counts:
-every kept kernel costs the inner loop's cycles per vector for each vector of positions computed (stride 1: over
-the padded width), each pattern run its setup and one mispredicted loop exit per pass, stride 2 its tap
+every kept kernel costs, per pass over a tile, the modelled cycles of the inner loop of that pass's vector count
+(stride 1: over the padded width), each pattern run its setup and one mispredicted loop exit per pass, stride 2 its tap
 de-interleave; dense: all 9 MACs per kernel at the GEMM loop's rate, with no im2col or packing counted. Not
 counted on either side: cache misses, the write-out, threads.
 """
@@ -43,19 +43,32 @@ def chunk_size(F: int) -> int:
     return 128 if F >= 256 else 64  # microkernel_abi.chunk_size's rule (enough workgroups assumed)
 
 
+def tile_passes(length: int, vps: int, tail_pass: bool) -> list[int]:
+    """The vectors of each pass over a tile of `length` positions (kernels/pattern_conv.c spk_pass)."""
+    nv = math.ceil(length / VW)
+    if nv < vps:
+        return [nv]
+    if tail_pass and nv % vps:
+        return [vps] * (nv // vps) + [nv % vps]
+    return [vps] * math.ceil(nv / vps)
+
+
 def layer_cycles(C: int, F: int, Ho: int, Wo: int, stride: int, keep: float, core: Mapping[str, Any]) -> dict[str, float]:
     """Modelled cycles of one image's pattern conv (C -> F channels, Ho x Wo outputs, `keep` of the kernels kept)
     and of the dense reference on the same layer, on one core (a row of the table's "cores")."""
     positions = Ho * (Wo + 2) if stride == 1 else Ho * Wo
-    tiles = math.ceil(positions / SPK_TILE)
-    vectors = math.ceil(positions / VW)
-    passes = math.ceil(vectors / core["pattern_vectors_per_pass"])
+    full, last = divmod(positions, SPK_TILE)
+    by_nv = {int(k): v for k, v in core["pattern_cycles_per_kernel_by_nv"].items()}
+    vps, tail = core["pattern_vectors_per_pass"], core["pattern_tail_pass"]
+    tiles = [(SPK_TILE, full)] + ([(last, 1)] if last else [])
+    kernel_cycles = sum(n * sum(by_nv[p] for p in tile_passes(length, vps, tail)) for length, n in tiles)
+    passes = sum(n * len(tile_passes(length, vps, tail)) for length, n in tiles)
     nchunk = math.ceil(F / chunk_size(F))
     runs = nchunk * C * expected_runs(min(F, chunk_size(F)) * keep)
-    cyc = F * C * keep * vectors * core["pattern_cycles_per_out_vector"]
+    cyc = F * C * keep * kernel_cycles
     cyc += runs * passes * (core["pattern_run_setup_cycles"] + core["mispredict_cycles"])
     if stride == 2:
-        cyc += nchunk * C * tiles * 3 * (SPK_TILE / VW) * core["s2_tap_cycles_per_vector"]
+        cyc += nchunk * C * (full + bool(last)) * 3 * (SPK_TILE / VW) * core["s2_tap_cycles_per_vector"]
     dense = 2.0 * 9 * C * F * Ho * Wo / core["dense_flop_per_cycle"]
     return {"pattern": cyc, "dense": dense}
 

@@ -51,3 +51,11 @@ def test_report_with_arm_target_prints_model_table(tmp_path):
         assert r.name in text.split("ARM64 estimate")[1]
     dense = [r for r in rows if r.mode != "pattern"]
     assert dense and all(arm_estimate.layer_estimate(r) is None for r in dense)
+
+
+def test_tile_passes_mirror_the_kernels_pass_split():
+    """kernels/pattern_conv.c spk_pass: whole VPS passes, then (NEON's tail pass) just the vectors left."""
+    assert arm_estimate.tile_passes(96, 6, True) == [6, 6, 6, 6]
+    assert arm_estimate.tile_passes(63, 6, True) == [6, 6, 4]  # 7x7 over the padded width: 16 vectors
+    assert arm_estimate.tile_passes(63, 6, False) == [6, 6, 6]
+    assert arm_estimate.tile_passes(9, 6, True) == [3]

@@ -55,7 +55,7 @@ def test_maxpool_loop_is_modelled_on_both_cores(am, llvm):
     groups = am.grouped_vector_loops(llvm, obj)
     fmax = [g for g in groups if any(i.mnemonic.startswith("fmax") for i in g[0].body)]
     assert fmax, "the max pool object has no fmax loop"
-    lm = am.model_loop(llvm, "maxpool2x2", fmax[0])
+    lm = am.model_loop(llvm, "maxpool2x2", fmax[0], obj)
     for core in am.CORES:
         p = lm.per_core[core.mcpu]
         assert 0 < p["block_rthroughput"] <= p["cycles_per_iter"] < 10 * lm.insns
