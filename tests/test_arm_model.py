@@ -64,3 +64,21 @@ def test_maxpool_loop_is_modelled_on_both_cores(am, llvm):
     # LLVM >= 17 models Neoverse-N1 itself; LLVM 14 falls back to Cortex-A57 (the report says which)
     assert lm.per_core["neoverse-n1"]["model"] == ("N1" if llvm.version >= 17 else "A57")
     assert lm.per_core["cortex-a55"]["model"] == "CortexA55"
+
+
+def test_shipped_table_matches_the_pattern_object(am, llvm):
+    """spattern/arm_model_table.json (what `spattern report --target arm64-*` reads) was generated from the
+    pattern object built from this checkout's kernels: its widest kernel loop models to the table's cycles.
+    Regenerate with `python bench/arm_model.py --table spattern/arm_model_table.json` after changing
+    kernels/pattern_conv.c."""
+    from spattern import arm_estimate
+
+    obj = ROOT / "spattern" / "_kernels" / "pattern_conv_aarch64_neon.o"
+    widest = max((g for g in am.grouped_vector_loops(llvm, obj) if g[0].func == "spk_tile_s1"),
+                 key=lambda g: g[0].count(am.is_fma))
+    lm = am.model_loop(llvm, "pattern_conv", widest, obj)
+    core = arm_estimate.load_table()["cores"]["neoverse-n1"]
+    assert lm.out_vectors == core["pattern_vectors_per_pass"]
+    if llvm.version == arm_estimate.load_table()["llvm_mca_version"]:
+        table = core["pattern_cycles_per_kernel_by_nv"][str(lm.out_vectors)]
+        assert abs(lm.per_core["neoverse-n1"]["cycles_per_iter"] - table) <= 0.02 * table
