@@ -40,6 +40,12 @@ def as_op(owner: Any) -> ir.Operation | None:
     return None
 
 
+def same_value(a: ir.Value | None, b: ir.Value | None) -> bool:
+    """Whether `a` and `b` are one SSA value; False when either is None. The bindings' `Value.__eq__` raises a
+    TypeError for None (on either side), so an optional value must never meet `==` or `!=` directly."""
+    return a is not None and b is not None and a == b
+
+
 def users(value: ir.Value) -> list[ir.Operation]:
     return [as_op(use.owner) for use in value.uses]  # type: ignore[misc]
 

@@ -55,7 +55,7 @@ from ..runtime.microkernel_abi import DEFAULT_WORKGROUPS, PackedConv, consumer_p
 from ..runtime.microkernel_dispatch import CALLEE_PREFIX, MicrokernelCall, declaration_text
 from .base import tensor_type as _t
 from .base import (PassContext, add_functions, as_op, dense_constant, fresh_symbol, is_elementwise,
-                   module_symbols, ops_named, produced_by, users)
+                   module_symbols, ops_named, produced_by, same_value, users)
 
 
 
@@ -170,12 +170,16 @@ def find_epilogue(conv: ir.Operation) -> Epilogue:
 
 def _residual_of_pattern_conv(user: ir.Operation, value: ir.Value) -> bool:
     """Whether `user` is an add that lower-to-microkernels fuses into a pattern conv's kernel with `value` as the
-    residual (the conv + value, the conv's only user)."""
+    residual (the conv + value, the conv's only user). Any other user (a 1x1 kernel's call that took the pattern
+    conv's result as its own fused residual, with `value` as its input) is not."""
     for other in user.operands:
         conv = as_op(other.owner) if other != value else None
-        if conv is not None and conv.name == CONV2D:
-            info = conv2d_info(conv)
-            return LowerToMicrokernels.supported(info.strides, info.padding) and find_epilogue(conv).residual == value
+        if conv is None or conv.name != CONV2D:
+            continue
+        info = conv2d_info(conv)
+        if LowerToMicrokernels.supported(info.strides, info.padding) and same_value(
+                find_epilogue(conv).residual, value):
+            return True
     return False
 
 
