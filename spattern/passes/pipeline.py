@@ -76,7 +76,7 @@ def default_pipeline(path: str = "linalg") -> list[str]:
     if path == "microkernels":
         return [OPTIMIZE[0], "dense-3x3-to-patterns", *OPTIMIZE[1:], "pool-to-channels-last", "conv-1x1-to-matmul",
                 "lower-1x1-to-microkernels", "lower-linear-to-microkernels", "lower-pool-to-microkernels",
-                "lower-to-microkernels"]
+                "lower-to-microkernels", "lower-to-linalg"]  # the last: pattern convs the kernel cannot run
     raise CompileError(f"unknown lowering path {path!r}; use 'linalg' or 'microkernels'")
 
 
