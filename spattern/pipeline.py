@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .errors import ConfigError, OutputPathError
+from .errors import CompileError, ConfigError, OutputPathError, SpatternError
 from .fileio import atomic_write_text
 from .passes.export import export_to_linalg, module_to_bytecode, module_to_text
 from .runtime.compiler import compile_bytecode
@@ -134,11 +134,29 @@ def run_pipeline(state: PipelineState, stop_after: str | None = None,
         if on_stage:
             on_stage(name)
         t0 = time.perf_counter()
-        stage(state)
+        try:
+            stage(state)
+        except SpatternError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a stage's own bug: one message to act on, never a traceback
+            raise _stage_failure(name, state, e) from e
         state.timings[name] = time.perf_counter() - t0
         if name == stop_after:
             break
     return state
+
+
+def _stage_failure(name: str, state: PipelineState, err: Exception) -> CompileError:
+    """A stage that raised something other than a spattern error (the passes and iree-compile turn their own
+    failures into CompileErrors with the IR and a repro command; this catches what is left)."""
+    if isinstance(err, OSError):
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        return CompileError(f"the {name} stage failed: cannot read or write a file{where}: {err.strerror or err}; "
+                            "check the free disk space and the permissions of the temporary folder")
+    kept = (f"each stage's IR so far is in {state.dump_dir}" if state.dump_dir is not None else
+            "rerun with --dump-dir DIR (dump_dir=) to keep each stage's IR")
+    return CompileError(f"the {name} stage failed: {type(err).__name__}: {err}. This is a spattern bug, not an "
+                        f"input error; {kept} and report it with that folder.")
 
 
 def new_state(model: Any, example_inputs: Sequence[torch.Tensor], target: str | Target, **kw: Any) -> PipelineState:

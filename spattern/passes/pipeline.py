@@ -14,7 +14,7 @@ from typing import Callable
 from torch_mlir import ir
 
 from ..dialect.sparse_pattern import verify_module
-from ..errors import CompileError, PlanError, SpatternError
+from ..errors import CompileError, PlanError
 from ..fileio import atomic_write_text
 from ..pruning.plan import PatternPlan
 from .base import Pass, PassContext
@@ -103,8 +103,9 @@ def run_passes(module: ir.Module, plan: PatternPlan | None, pass_names: list[str
                dump_dir: str | Path | None = None, ctx: PassContext | None = None,
                mmt4d_tile: int = 0) -> PassContext:
     """Run the named passes in order on `module` (in place); returns the context with each pass's stats.
-    A pass raising PlanError/PatternVerifyError propagates as is (the user's input is wrong); any other failure
-    becomes a CompileError whose message names the IR file (bytecode, so weights survive) and the command."""
+    A pass raising PlanError propagates as is (the user's input is wrong); any other exception (an
+    AttributeError or AssertionError included) becomes a CompileError whose message names the IR file (bytecode,
+    so weights survive) and the command that reproduces it."""
     ctx = ctx or PassContext(plan=plan, mmt4d_tile=mmt4d_tile)
     ctx.plan = plan if plan is not None else ctx.plan
     dump = Path(dump_dir) if dump_dir is not None else None
@@ -118,7 +119,7 @@ def run_passes(module: ir.Module, plan: PatternPlan | None, pass_names: list[str
             verify_module(module)
         except PlanError:
             raise
-        except (SpatternError, ir.MLIRError, ValueError, IndexError, KeyError, TypeError) as e:
+        except Exception as e:  # noqa: BLE001 - any failure inside a pass is a bug to reproduce, never a traceback
             raise _failure(module, ctx, name, dump, e) from e
         if dump is not None:
             atomic_write_text(dump / f"{i:02d}-{name}.mlir", print_ir(module))
@@ -136,8 +137,9 @@ def _failure(module: ir.Module, ctx: PassContext, name: str, dump: Path | None, 
             module.operation.write_bytecode(f)
         if ctx.plan is not None:
             plan_path = ctx.plan.save(folder)
-    except (OSError, ir.MLIRError):
-        pass
+    except (OSError, ir.MLIRError, ValueError) as e:
+        return CompileError(f"pass {name} failed: {type(err).__name__}: {err}\n  (its IR could not be kept in "
+                            f"{folder}: {e}; rerun with --dump-dir DIR for each stage's IR)")
     cmd = _repro_command(failing, name, plan_path)
     print(f"spattern: pass {name} failed; reproduce with:\n  {cmd}", file=sys.stderr)
     return CompileError(f"pass {name} failed: {type(err).__name__}: {err}\n  IR before the failure (bytecode, "

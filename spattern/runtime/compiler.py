@@ -6,19 +6,25 @@ message carries the exact iree-compile command that reproduces it.
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 import tempfile
 from pathlib import Path
 
-from ..errors import CompileError
+from ..errors import CompileError, ToolUnavailableError
 from .targets import Target, get_target
 
 
 def iree_compile_path() -> str:
-    from iree.compiler.tools.binaries import find_tool
+    """The iree-compile binary of the installed iree-base-compiler wheel; ToolUnavailableError if there is none."""
+    try:
+        from iree.compiler.tools.binaries import find_tool
 
-    return str(find_tool("iree-compile"))
+        return str(find_tool("iree-compile"))
+    except (ImportError, OSError, ValueError) as e:
+        raise ToolUnavailableError(f"iree-compile is not available ({type(e).__name__}: {e}); install the "
+                                   "compiler with: pip install iree-base-compiler") from None
 
 
 def compile_bytecode(bytecode: bytes, target: str | Target, extra_flags: list[str] | None = None,
@@ -32,8 +38,12 @@ def compile_bytecode(bytecode: bytes, target: str | Target, extra_flags: list[st
         out = Path(tmp) / "out.vmfb"
         src.write_bytes(bytecode)
         cmd = [iree_compile_path(), str(src), *flags, "-o", str(out)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode == 0:
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+        except OSError as e:  # the binary vanished or cannot be executed
+            raise ToolUnavailableError(f"cannot run {cmd[0]}: {e.strerror or e}; reinstall the compiler with: "
+                                       "pip install --force-reinstall iree-base-compiler") from None
+        if proc.returncode == 0 and out.is_file():
             return out.read_bytes()
         keep = Path(failure_dir) if failure_dir else Path(tempfile.mkdtemp(prefix="spattern-failure-"))
         keep.mkdir(parents=True, exist_ok=True)
@@ -42,8 +52,19 @@ def compile_bytecode(bytecode: bytes, target: str | Target, extra_flags: list[st
         if input_text is not None:
             (keep / "failing-input.mlir").write_text(input_text)
         repro = shlex.join(["iree-compile", str(failing), *flags, "-o", str(keep / "out.vmfb")])
-        diag = "\n".join(proc.stderr.strip().splitlines()[:40])
         raise CompileError(
-            f"iree-compile failed for target {target.name!r}.\n{diag}\n\n"
+            f"iree-compile failed for target {target.name!r}.\n{_diagnostic(proc)}\n\n"
             f"The failing IR is in {failing}; reproduce with:\n  {repro}"
         )
+
+
+def _diagnostic(proc: subprocess.CompletedProcess) -> str:
+    """iree-compile's first 40 lines of errors; a crash's stack frames (` #12 0x... symbol`) are dropped, since
+    they say nothing a user can act on, and the crash is named as such."""
+    lines = proc.stderr.strip().splitlines()
+    frames = [ln for ln in lines if re.match(r"\s*#\d+ 0x[0-9a-f]+", ln)]
+    kept = [ln for ln in lines if ln not in frames and "PrintStackTrace" not in ln][:40]
+    if frames or proc.returncode < 0:
+        kept.append(f"(iree-compile crashed, exit status {proc.returncode}; {len(frames)} stack frames omitted: "
+                    "this is a compiler bug, not an input error)")
+    return "\n".join(kept)
