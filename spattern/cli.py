@@ -72,6 +72,10 @@ def compile(
     written = _write_output(compiled, output, xs[0].numpy(), expected)
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in compiled.stages.items())
     console.print(f"wrote {written} ({len(compiled.vmfb) / 1e6:.1f} MB; {stages})")
+    if "fallbacks" in compiled.info:
+        from .passes.fallbacks import summary_line
+
+        console.print(summary_line(compiled.info["fallbacks"]), markup=False)
 
 
 def _exported_shapes(program, path: Path, asked: tuple[int, ...] | None) -> list[tuple[int, ...]]:
@@ -153,8 +157,11 @@ def report(
                                                              "accuracy vs speed"),
     accuracy: Optional[Path] = typer.Option(None, help="bench/accuracy.py --out results"),
     peers: Optional[list[Path]] = typer.Option(None, help="bench/peers.py --out results (repeatable)"),
-    target: Optional[str] = typer.Option(None, help="arm64-android / arm64-linux: add each pattern layer's "
-                                                    "modelled ARM time (llvm-mca model, not a measurement)"),
+    target: Optional[str] = typer.Option(None, help="also run the compiler's passes for this target (no "
+                                                    "iree-compile) and list the layers that fell back, and why; "
+                                                    "arm64-*: each pattern layer's modelled ARM time too "
+                                                    "(an llvm-mca model, not a measurement)"),
+    lowering: str = typer.Option("auto", help="with --target: microkernels | linalg | auto"),
 ) -> None:
     """Per-layer table of a model: shapes, dense or pattern, filter block, MACs kept, time share."""
     from .fileio import check_output_path
@@ -164,7 +171,7 @@ def report(
         check_output_path(plot, suffix=".png")
     report_command(model, zoo=zoo, plan=plan, input_shape=_parse_shape(input_shape) if input_shape else None,
                    num_classes=num_classes, plot_path=plot, accuracy=accuracy, peers=peers, console=out,
-                   target=target)
+                   target=target, lowering=lowering)
 
 
 @app.command()

@@ -88,6 +88,10 @@ def _stage_passes(state: PipelineState) -> None:
     ctx = run_passes(state.module, state.plan, names, dump_dir=state.dump_dir,
                      mmt4d_tile=state.target.mmt4d_tile)
     state.info["pass_stats"] = getattr(ctx, "stats", {})
+    if state.plan is not None:  # what stayed off the fast path, and why (a dense model is dense by choice)
+        from .passes.fallbacks import fallbacks_info
+
+        state.info.update(fallbacks_info(state.module, ctx))
 
 
 def _stage_finalize(state: PipelineState) -> None:

@@ -259,7 +259,9 @@ def format_report(compiled: Any) -> str:
         lines.append("stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items()))
     if info.get("passes"):
         lines.append("passes: " + ", ".join(info["passes"]))
-    out = ["\n".join(lines)]
+    out: list[Any] = ["\n".join(lines)]
+    if "fallbacks" in info:
+        out.append(fallback_table(info["fallbacks"]))
     layers = info.get("layers")
     if layers is None:
         out.append("no per-layer record in this module (it was loaded from a .vmfb, or compiled without one); "
@@ -270,6 +272,37 @@ def format_report(compiled: Any) -> str:
     rows = [r if isinstance(r, LayerRow) else LayerRow.from_json(r) for r in layers]
     out.append(rows_table(rows, title="layers"))
     return render(out)
+
+
+def fallback_table(fallbacks: Sequence[Mapping[str, Any]]):
+    """A rich Table of a compile's fallbacks (`info["fallbacks"]`, spattern.passes.fallbacks): per path and
+    reason, how many layers and which; captioned with the one-line summary."""
+    from rich.table import Table
+
+    from .passes.fallbacks import fallback_counts, summary_line
+
+    table = Table(title="fallbacks: what stayed off the fast path, and why", caption=summary_line(fallbacks))
+    table.add_column("path", no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    table.add_column("layers", justify="right")
+    table.add_column("which", overflow="fold")
+    for path, reasons in fallback_counts(fallbacks).items():
+        for reason, count in reasons.items():
+            names = [str(f["layer"]) for f in fallbacks if f["reason"] == reason and f.get("path", "dense") == path]
+            which = ", ".join(names[:6]) + (f", ... ({len(names) - 6} more)" if len(names) > 6 else "")
+            table.add_row(path, reason, str(count), which)
+    return table
+
+
+def passes_fallbacks(model: Any, example_input: Any, plan: Any, target: str, lowering: str = "auto"
+                     ) -> list[dict[str, Any]]:
+    """The fallbacks a compile for `target` records, from the export and the passes alone (no iree-compile: the
+    passes decide what runs where)."""
+    from .pipeline import new_state, run_pipeline
+
+    state = new_state(model, [example_input], target, plan=plan, lowering=lowering)
+    run_pipeline(state, stop_after="passes")
+    return list(state.info.get("fallbacks", []))
 
 
 def attach_layers(compiled: Any, model: Any, example_input: Any, plan: Any = None) -> Any:
@@ -494,13 +527,16 @@ def _panel_accuracy(ax: Any, points: Sequence[AccuracyPoint] | None) -> None:
 def report_command(model: Path | None = None, zoo: str | None = None, plan: Path | None = None,
                    input_shape: tuple[int, ...] | None = None, num_classes: int = 1000, plot_path: Path | None = None,
                    accuracy: Path | None = None, peers: Path | Sequence[Path] | None = None, time_repeat: int = 3,
-                   console: Any = None, target: str | None = None) -> list[LayerRow]:
-    """`spattern report MODEL [--plan ...] [--plot out.png] [--accuracy r.json] [--peers r.json]`.
+                   console: Any = None, target: str | None = None, lowering: str = "auto") -> list[LayerRow]:
+    """`spattern report MODEL [--plan ...] [--target T] [--plot out.png] [--accuracy r.json] [--peers r.json]`.
 
     MODEL is what `spattern compile` takes (a pruned folder carries its own plan; a state dict needs --zoo);
     `plan` overrides or adds a plan.json; `peers` is one or more `bench/peers.py --out` files. Prints the
-    per-layer table and writes the plot; returns the rows. `target` arm64-*: also each pattern layer's modelled
-    time on an A76-class core beside the modelled dense time (arm_estimate.py; a model, not a measurement)."""
+    per-layer table and writes the plot; returns the rows. With `target`, it also runs the compiler up to its
+    passes for that target (and `lowering`) and prints the fallbacks: which layers stayed off the fast path,
+    and why (a .vmfb keeps no record of its compile, so the report recomputes it from the model). With an
+    arm64 target, also each pattern layer's modelled time on an A76-class core beside the modelled dense time
+    (arm_estimate.py; a model, not a measurement)."""
     import torch
     from rich.console import Console
 
@@ -519,10 +555,15 @@ def report_command(model: Path | None = None, zoo: str | None = None, plan: Path
     rows = layer_table(loaded.model, x, the_plan, time_repeat=time_repeat)
     name = loaded.zoo_name or (model.name if model else "model")
     console.print(rows_table(rows, title=f"{name} {_shape(shape)}" + (" (pruned)" if the_plan else " (dense)")))
-    if target is not None and target.startswith("arm64"):
-        from .arm_estimate import arm_table
+    if target is not None:
+        if the_plan is None:
+            console.print(f"{target}: no plan, so every layer runs on IREE's dense path (prune it first)")
+        else:
+            console.print(fallback_table(passes_fallbacks(loaded.model, x, the_plan, target, lowering)))
+        if target.startswith("arm64"):
+            from .arm_estimate import arm_table
 
-        console.print(arm_table(rows))
+            console.print(arm_table(rows))
     peer_files = [] if peers is None else [peers] if isinstance(peers, (str, Path)) else list(peers)
     peer_data: Speedups = {}
     for f in peer_files:  # several bench/peers.py runs (e.g. one per model group); a later file wins per model

@@ -13,6 +13,24 @@ from ..errors import CompileError
 from ..pruning.plan import PatternPlan
 
 
+@dataclass(frozen=True)
+class Fallback:
+    """A candidate a pass left on a slower path: `layer` (the torch module's name where the IR tells it, see
+    `layer_of`), `reason` (a short fixed phrase: records with one reason are counted together) and `path`:
+    "dense" (IREE's own codegen), "portable" (a pattern conv on lower-to-linalg instead of the microkernel) or
+    "unfused" (the layer runs in our kernel, an op after it stays a dispatch of its own). A conv's record may be
+    superseded by a later pass that takes the layer (spattern.passes.fallbacks.collect_fallbacks)."""
+
+    pass_name: str
+    layer: str
+    reason: str
+    path: str = "dense"
+    has_weights: bool = True  # a layer with a state-dict weight (a conv, a Linear), not a pool
+
+    def to_json(self) -> dict[str, str]:
+        return {"pass": self.pass_name, "layer": self.layer, "reason": self.reason, "path": self.path}
+
+
 @dataclass
 class PassContext:
     """What a pass may read besides the module: the plan (import-patterns needs it) and what passes report
@@ -24,6 +42,13 @@ class PassContext:
     # right-hand-side layout of IREE's mmt4d CPU microkernel and call linalg.batch_mmt4d with t x t tiles (the
     # target's f32 tile: 16 with AVX-512, 8 with AVX2 or NEON; spattern.runtime.targets.Target.mmt4d_tile).
     mmt4d_tile: int = 0
+    # What the passes declined, in the order they declined it (see spattern.passes.fallbacks for the summary).
+    fallbacks: list[Fallback] = field(default_factory=list)
+
+    def fall_back(self, pass_name: str, op: ir.Operation, reason: str, path: str = "dense") -> None:
+        """Record that `pass_name` left `op` (a layer's op) on a slower path, and why."""
+        weighted = "layer" in op.attributes or (len(op.operands) > 1 and state_dict_key(op.operands[1]) is not None)
+        self.fallbacks.append(Fallback(pass_name, layer_of(op), reason, path, weighted))
 
 
 class Pass(Protocol):
@@ -86,6 +111,49 @@ def produced_by(value: ir.Value, match: Callable[[ir.Operation], bool], depth: i
         return any(produced_by(v, match, depth - 1, True) for v in inputs)
     carried = [v for v in inputs if v.type == op.results[0].type]
     return len(carried) == 1 and produced_by(carried[0], match, depth - 1)
+
+
+_WEIGHT_CARRIERS = (*CARRIERS, "linalg.transpose")
+
+
+def weight_constant(value: ir.Value, depth: int = 6) -> ir.Operation | None:
+    """The `arith.constant` behind a weight operand, through reshapes and transposes (a grouped conv's weight is
+    expanded, a depthwise one collapsed, a Linear's transposed); None if it is not one."""
+    op = as_op(value.owner)
+    while op is not None and depth > 0 and op.name in _WEIGHT_CARRIERS:
+        op, depth = as_op(op.operands[0].owner), depth - 1
+    return op if op is not None and op.name == "arith.constant" else None
+
+
+def state_dict_key(value: ir.Value) -> str | None:
+    """The state-dict key of the weight behind `value` (export names each weight blob after it, e.g.
+    `dense_resource<layer1.0.conv1.weight>`), or None."""
+    const = weight_constant(value)
+    if const is None:
+        return None
+    text = str(const.attributes["value"])
+    if not text.startswith("dense_resource<"):
+        return None
+    key = text[len("dense_resource<"):].split(">", 1)[0].strip('"')
+    return None if key.startswith("torch_tensor") else key
+
+
+def layer_of(op: ir.Operation) -> str:
+    """The torch module an op computes, as far as the IR tells it: a pattern conv's `layer` attribute, else the
+    state-dict key of its weight (operand 1) less `.weight`; else the op's name and result shape. (torch-mlir's
+    locations give only source lines, not module names.)"""
+    if "layer" in op.attributes:
+        return str(ir.StringAttr(op.attributes["layer"]).value)
+    key = state_dict_key(op.operands[1]) if len(op.operands) > 1 else None
+    if key is not None:
+        return key[:-len(".weight")] if key.endswith(".weight") else key
+    shape = ""
+    if len(op.results):
+        try:
+            shape = " -> " + "x".join(str(d) for d in ir.RankedTensorType(op.results[0].type).shape)
+        except ValueError:  # not a ranked tensor
+            pass
+    return f"{op.name}{shape}"
 
 
 def add_functions(module: ir.Module, text: str, pass_name: str, where: ir.Location) -> None:

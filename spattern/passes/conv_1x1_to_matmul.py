@@ -24,9 +24,10 @@ whole model within the noise (1.08x / 0.95-1.0x in repeated runs).
 
 Runs on the microkernel path after import-patterns and dense-3x3-to-patterns (the pattern convs exist as
 `sparse_pattern.conv2d`), before lower-to-microkernels. Convs over a batch (N > 1), with dynamic shapes or mixed
-element types are left alone (counted as `skipped`); convs not connected to a pattern conv are not counted. A
-rewritten downsample conv may then be fused as a residual by lower-to-microkernels (the call is not one of IREE's
-contractions there): in NCHW it needs no transpose, which is what kept IREE's own contractions unfused.
+element types are left alone (counted as `skipped`, recorded as fallbacks with the reason); convs not connected
+to a pattern conv are not counted. A rewritten downsample conv may then be fused as a residual by
+lower-to-microkernels (the call is not one of IREE's contractions there): in NCHW it needs no transpose, which is
+what kept IREE's own contractions unfused.
 """
 
 from __future__ import annotations
@@ -96,15 +97,23 @@ def _is_1x1(op: ir.Operation) -> bool:
     return w_t.rank == 4 and list(w_t.shape[2:]) == [1, 1]
 
 
-def _rewritable(op: ir.Operation) -> bool:
-    """Static shapes, one element type, one image, stride 1 and no padding (strided-1x1-to-slice has made strided
-    1x1 convs so)."""
+def _declined(op: ir.Operation) -> str | None:
+    """Why a 1x1 conv next to pattern convs stays IREE's conv, or None: it is rewritable (static shapes, one
+    element type, one image, stride 1 and no padding: strided-1x1-to-slice has made strided 1x1 convs so)."""
     x_t, w_t, out_t = (ir.RankedTensorType(v.type) for v in (op.operands[0], op.operands[1], op.results[0]))
     if not (x_t.has_static_shape and w_t.has_static_shape and out_t.has_static_shape):
-        return False
+        return "1x1 conv with dynamic shapes: IREE's conv"
     if not x_t.element_type == w_t.element_type == out_t.element_type:
-        return False  # mixed precision: the function text has one element type
-    return x_t.shape[0] == 1 and list(x_t.shape[2:]) == list(out_t.shape[2:])
+        return "1x1 conv of mixed element types: IREE's conv"  # the function text has one element type
+    if x_t.shape[0] != 1:
+        return "1x1 conv over a batch: IREE's conv"
+    if list(x_t.shape[2:]) != list(out_t.shape[2:]):
+        return "strided or padded 1x1 conv: IREE's conv"
+    return None
+
+
+def _rewritable(op: ir.Operation) -> bool:
+    return _declined(op) is None
 
 
 def _connected(op: ir.Operation) -> bool:
@@ -130,7 +139,10 @@ class Conv1x1ToMatmul:
                         self._rewrite(module, op, taken)
                         counts["rewritten"] += 1
                         changed = True
-            counts["skipped"] = sum(1 for op in ops_named(module, CONV_NCHW) if _is_1x1(op) and _connected(op))
+            left = [op for op in ops_named(module, CONV_NCHW) if _is_1x1(op) and _connected(op)]
+            for op in left:
+                ctx.fall_back(self.name, op, _declined(op) or "1x1 conv: IREE's conv")
+            counts["skipped"] = len(left)
         ctx.stats[self.name] = counts
 
     @staticmethod

@@ -104,5 +104,8 @@ class Dense3x3ToPatterns:
                                     dilation=conv.dilation)
                 if rewrite_as_pattern_conv(virtual, decomposed_layer(name, conv)):
                     rewritten.append(name)
+                else:
+                    ctx.fall_back(self.name, op, "dense 3x3 conv over few channels: its init is not a per-filter "
+                                  "constant")
             erase_dead(module)
         ctx.stats[self.name] = {"rewritten": len(rewritten)}

@@ -10,7 +10,9 @@ dilated convs are not in a plan and are never an error.
 
 Matching: convs are visited in program order (torch.export emits forward execution order, the plan's order);
 a conv matches the next unmatched plan layer when its weight shape, stride and padding agree and its non-zeros lie
-inside the layer's mask. A plan layer that no conv matches is a PlanError naming the layer and why.
+inside the layer's mask. A plan layer that no conv matches is a PlanError naming the layer and why. A matched
+layer that no pattern lowering runs (unequal strides) or whose init is not a per-filter constant stays a dense
+conv of its pruned weights, recorded as a fallback (PassContext.fall_back).
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ class DenseConv:
     stride: tuple[int, int]
     padding: tuple[int, int]
     dilation: tuple[int, int]
+
+
+KEPT_DENSE_UNEQUAL = "pattern layer kept dense: unequal strides"
+KEPT_DENSE_INIT = "pattern layer kept dense: its conv's init is not a per-filter constant"
 
 
 def _int_pair(op: ir.Operation, name: str) -> tuple[int, int]:
@@ -178,9 +184,12 @@ class ImportPatterns:
                 if reason:
                     rejected.setdefault(next_layer, reason)
                     continue
-                self._rewrite(conv, layer)
-                imported.append(layer.name)
                 next_layer += 1
+                kept_dense = self._kept_dense(conv, layer)
+                if kept_dense is None and self._rewrite(conv, layer):
+                    imported.append(layer.name)
+                    continue
+                ctx.fall_back(self.name, op, kept_dense or KEPT_DENSE_INIT)
             if next_layer < len(layers):
                 layer = layers[next_layer]
                 why = rejected.get(next_layer, "no linalg.conv_2d_nchw_fchw with that weight shape is left")
@@ -202,8 +211,16 @@ class ImportPatterns:
             return f"{int(outside.sum())} non-zero weights lie outside the plan's patterns"
         return ""
 
-    def _rewrite(self, conv: DenseConv, layer: LayerPlan) -> None:
-        rewrite_as_pattern_conv(conv, layer, self.fold_batchnorm)
+    @staticmethod
+    def _kept_dense(conv: DenseConv, layer: LayerPlan) -> str | None:
+        """Why a conv that matches its plan layer stays dense (its pruned weights run as a dense conv, which
+        computes the same), or None: neither pattern lowering runs unequal strides."""
+        if len(set(conv.stride)) != 1:
+            return KEPT_DENSE_UNEQUAL
+        return None
+
+    def _rewrite(self, conv: DenseConv, layer: LayerPlan) -> bool:
+        return rewrite_as_pattern_conv(conv, layer, self.fold_batchnorm)
 
 
 def rewrite_as_pattern_conv(conv: DenseConv, layer: LayerPlan, fold_batchnorm: bool = True) -> bool:

@@ -21,7 +21,8 @@ epilogue costs no pass over memory, and a padded output saves the pad copy befor
 downsamples): 1.01x / 1.03x (bench/results/session7-conv1x1-kernel.txt).
 
 Runs after conv-1x1-to-matmul (which picks the convs next to pattern convs) and before lower-to-microkernels, on
-the microkernel path only. A call whose weight or init is not a constant is left to IREE (counted `skipped`).
+the microkernel path only. A call whose weight or init is not a constant is left to IREE (counted `skipped`,
+recorded as a fallback).
 """
 
 from __future__ import annotations
@@ -37,8 +38,11 @@ from ..runtime.conv1x1_abi import KERNEL, pack_conv1x1
 from .base import PassContext, erase_dead, module_symbols, ops_named, users
 from .conv_1x1_to_matmul import CALLEE_PREFIX as MATMUL_PREFIX
 from .import_patterns import fold_affine_chain, initial_bias
-from .lower_to_microkernels import (PADDED_OUTPUT_ATTR, Epilogue, emit_kernel_call, find_epilogue, interior,
-                                    pattern_consumer_pads)
+from .lower_to_microkernels import (PADDED_OUTPUT_ATTR, UNFUSED_RESIDUAL, Epilogue, declined_residual,
+                                    emit_kernel_call, find_epilogue, interior, pattern_consumer_pads)
+
+
+DECLINED = "1x1 conv whose weight or bias is not an f32 constant: IREE's matmul"
 
 
 def _matmul_calls(module: ir.Module) -> list[ir.Operation]:
@@ -60,9 +64,10 @@ class Lower1x1ToMicrokernels:
                  "filter_layout": 0}
         with module.context, ir.Location.unknown():
             for call in _matmul_calls(module):
-                lowered = self._lower_one(module, call, taken)
+                lowered = self._lower_one(module, call, taken, ctx)
                 if lowered is None:
                     stats["skipped"] += 1
+                    ctx.fall_back(self.name, call, DECLINED)
                     continue
                 epilogue, padded, layout = lowered
                 stats["convs"] += 1
@@ -78,8 +83,8 @@ class Lower1x1ToMicrokernels:
             erase_dead(module)  # the conv's weight and bias constants
         ctx.stats[self.name] = stats
 
-    def _lower_one(self, module: ir.Module, call: ir.Operation,
-                   taken: set[str]) -> tuple[Epilogue, bool, int] | None:
+    def _lower_one(self, module: ir.Module, call: ir.Operation, taken: set[str],
+                   ctx: PassContext) -> tuple[Epilogue, bool, int] | None:
         """(the fused epilogue, whether the output is a pattern conv's padded input, the kernel's layout), or
         None: left to IREE."""
         x, w_value = call.operands[0], call.operands[1]
@@ -91,6 +96,8 @@ class Lower1x1ToMicrokernels:
         if weight is None or bias is None or ir.RankedTensorType(x.type).element_type != ir.F32Type.get():
             return None
         scale, shift, last = fold_affine_chain(call, f)
+        if declined_residual(last):
+            ctx.fall_back(self.name, call, UNFUSED_RESIDUAL, path="unfused")
         epilogue = find_epilogue(last)
         end = epilogue.ops[-1] if epilogue.ops else last
         packed = pack_conv1x1(weight.reshape(f, c).astype(np.float32) * scale[:, None].astype(np.float32),

@@ -18,7 +18,8 @@ of nonzero inputs, which after a ReLU are about half: 15.4 -> 8.5 ms for that la
 ms (per-dispatch minima, two threads; bench/results/session10-sparse-gemv.txt).
 
 Runs on the microkernel path only. A batch-1 matmul whose weight or init does not fold to a constant, or whose
-init is not zero, is left to IREE (counted `skipped`); matmuls over more than one row are not counted.
+init is not zero, is left to IREE (counted `skipped`); matmuls over more than one row are not counted. Both are
+recorded as fallbacks where the matmul is a Linear layer (its weight a state-dict blob).
 """
 
 from __future__ import annotations
@@ -32,11 +33,15 @@ from torch_mlir.dialects import tensor
 
 from ..dialect import constants
 from ..runtime.conv1x1_abi import KERNEL, pack_conv1x1
-from .base import PassContext, erase_dead, module_symbols, ops_named, users
+from .base import PassContext, erase_dead, module_symbols, ops_named, state_dict_key, users
 from .lower_to_microkernels import emit_kernel_call, is_relu
 
 _IDENTITY_2D = "affine_map<(d0, d1) -> (d0, d1)>"
 _PER_OUTPUT_MAPS = (_IDENTITY_2D, "affine_map<(d0, d1) -> (d1)>")
+
+
+NOT_BATCH1 = "Linear over a batch or not f32: IREE's matmul"
+NOT_CONSTANT = "Linear whose weight is not a constant or whose init is not zero: IREE's matmul"
 
 
 @dataclass
@@ -113,10 +118,13 @@ class LowerLinearToMicrokernels:
         with module.context, ir.Location.unknown():
             for matmul in ops_named(module, "linalg.matmul"):
                 if not _is_batch1_f32(matmul):
+                    if state_dict_key(matmul.operands[1]) is not None:  # a Linear layer, not a helper's matmul
+                        ctx.fall_back(self.name, matmul, NOT_BATCH1)
                     continue
                 linear = match_linear(matmul)
                 if linear is None:
                     stats["skipped"] += 1
+                    ctx.fall_back(self.name, matmul, NOT_CONSTANT)
                     continue
                 self._rewrite(module, taken, matmul, linear)
                 stats["linears"] += 1

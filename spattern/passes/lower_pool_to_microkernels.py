@@ -18,7 +18,7 @@ vectors: 0.91 ms for the five, 0.42 for the first; VGG-16 with patterns 1.035x o
 
 Runs on the microkernel path after pool-to-channels-last (which takes the pools after IREE's own convs, such as
 ResNet's stem pool, to NHWC: not candidates here) and before lower-to-microkernels. Other NCHW max pools (other
-windows, batches, dynamic shapes) are left to IREE (counted `skipped`).
+windows, batches, dynamic shapes) are left to IREE (counted `skipped`, recorded as fallbacks).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from .lower_to_microkernels import PADDED_OUTPUT_ATTR, emit_kernel_call, interio
 from .pool_to_channels_last import POOL_NCHW_MAX
 
 _LOWEST_F32 = float(np.finfo(np.float32).min)
+NOT_2X2 = "max pool other than 2x2 / stride 2 over one image: IREE's pool"
 
 
 def _dense_pair(op: ir.Operation, name: str) -> list[int]:
@@ -73,6 +74,7 @@ class LowerPoolToMicrokernels:
             for op in ops_named(module, POOL_NCHW_MAX):
                 if not is_2x2_pool(op):
                     stats["skipped"] += 1
+                    ctx.fall_back(self.name, op, NOT_2X2)
                     continue
                 stats["pools"] += 1
                 stats["padded_outputs"] += self._lower_one(module, op, taken)

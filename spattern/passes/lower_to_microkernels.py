@@ -33,7 +33,8 @@ Why it pays: the kernel runs the conv channel-outer with the chunk's kernels sor
 with its own hard-coded loop and the tap rows reused from registers (PatDNN's FKR + FKW + LRE), so it does
 4 of 9 MACs per kept kernel at near-dense FMA throughput, with per-kernel patterns; IREE's own codegen of the
 same conv is dense or a gather + matmul that is fast only with >= 64 filters per pattern. Convs the kernel cannot
-run (stride other than 1/2, unequal strides or padding, padding > 1) are left for lower-to-linalg.
+run (stride other than 1/2, unequal strides or padding, padding > 1) are left for lower-to-linalg, which the
+microkernel pipeline runs after this pass (recorded as "portable" fallbacks; an unfused residual as "unfused").
 
 The packed order follows the passes that ran before: without `filter-kernel-reorder` (no `kernel_order` on the
 op) kernels stay in filter order, and without `reuse-loads` (no `tap_masks`) every kernel loads its own taps;
@@ -148,6 +149,20 @@ def _from_iree_contraction(value: ir.Value) -> bool:
     (ResNet-18's 1x1 downsample, 128x28x28x64: 0.13 -> 35 ms)."""
     return produced_by(value, lambda op: op.name.startswith(_CONTRACTIONS) or (
         op.name == "linalg.generic" and not is_elementwise(op)))
+
+
+UNFUSED_RESIDUAL = "residual add not fused: the residual comes from IREE's own conv, matmul or pool"
+BEYOND_KERNEL = "pattern conv beyond the microkernel (strides 1-2, equal padding 0-1): portable path"
+
+
+def declined_residual(conv: ir.Operation) -> bool:
+    """Whether `conv`'s only user is a residual add that find_epilogue leaves unfused (_from_iree_contraction)."""
+    y = conv.results[0]
+    after = users(y)
+    if len(after) != 1 or after[0] is None:
+        return False
+    residual = _residual_of(after[0], y)
+    return residual is not None and _from_iree_contraction(residual)
 
 
 def find_epilogue(conv: ir.Operation) -> Epilogue:
@@ -278,7 +293,10 @@ class LowerToMicrokernels:
                 info = conv2d_info(op)
                 if not self.supported(info.strides, info.padding):
                     skipped += 1
+                    ctx.fall_back(self.name, op, BEYOND_KERNEL, path="portable")
                     continue
+                if declined_residual(op):
+                    ctx.fall_back(self.name, op, UNFUSED_RESIDUAL, path="unfused")
                 kept, epilogue, padded_output = self._lower_one(module, op, fresh_symbol(taken, CALLEE_PREFIX))
                 kept_kernels += kept
                 padded_outputs += padded_output
