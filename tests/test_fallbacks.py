@@ -161,6 +161,7 @@ def test_report_command_with_a_target_shows_the_fallbacks(tmp_path):
                           lowering="linalg")
     text = " ".join(console.file.getvalue().split())  # the caption wraps
     assert "fallbacks: what stayed off the fast path" in text
-    assert "│ dense │ 3x3 conv not in the plan │ 1 │ features.0 │" in text  # the RGB conv, on the portable path
+    # The RGB conv: dense-3x3-to-patterns runs on the microkernel path only.
+    assert "│ dense │ 3x3 conv not in the plan │ 1 │ features.0 │" in text
     assert "│ dense │ Linear: IREE's matmul │ 1 │ classifier.0 │" in text
     assert "2 layers on the dense path: 1 x 3x3 conv not in the plan, 1 x Linear: IREE's matmul" in text

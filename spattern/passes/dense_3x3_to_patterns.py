@@ -34,9 +34,11 @@ from torch_mlir import ir
 from ..patterns import candidate_id
 from ..pruning.plan import LayerPlan
 from .base import PassContext, erase_dead, ops_named
-from .import_patterns import DenseConv, dense_conv, rewrite_as_pattern_conv
+from .import_patterns import DenseConv, dense_conv, initial_bias, rewrite_as_pattern_conv
 
 MAX_IN_CHANNELS = 4
+INIT_NOT_CONSTANT = "dense 3x3 conv over few channels: its init is not a per-filter constant"
+
 # The three patterns (taps, tap = 3*dy + dx) whose sum is a dense 3x3 kernel, and which of them carries each tap.
 DECOMPOSITION = ((0, 1, 2, 4), (3, 4, 5, 6), (4, 6, 7, 8))
 TAP_OWNER = (0, 0, 0, 1, 0, 1, 1, 2, 2)
@@ -98,14 +100,14 @@ class Dense3x3ToPatterns:
                 conv = dense_conv(op)
                 if not _candidate(conv) or conv.weight.shape[1] > self.max_in_channels:
                     continue
+                if initial_bias(op, conv.weight.shape[0]) is None:  # checked before the input copies are built
+                    ctx.fall_back(self.name, op, INIT_NOT_CONSTANT)
+                    continue
                 name = f"dense3x3_{len(rewritten)}"
                 virtual = DenseConv(op=op, input=_concat_copies(conv.input, len(DECOMPOSITION), op),
                                     weight=decompose(conv.weight), stride=conv.stride, padding=conv.padding,
                                     dilation=conv.dilation)
                 if rewrite_as_pattern_conv(virtual, decomposed_layer(name, conv)):
                     rewritten.append(name)
-                else:
-                    ctx.fall_back(self.name, op, "dense 3x3 conv over few channels: its init is not a per-filter "
-                                  "constant")
             erase_dead(module)
         ctx.stats[self.name] = {"rewritten": len(rewritten)}
