@@ -75,7 +75,7 @@ def compile(
     if "fallbacks" in compiled.info:
         from .passes.fallbacks import summary_line
 
-        console.print(summary_line(compiled.info["fallbacks"]), markup=False)
+        console.print(summary_line(compiled.info["fallbacks"]), markup=False, soft_wrap=True)  # one line
 
 
 def _exported_shapes(program, path: Path, asked: tuple[int, ...] | None) -> list[tuple[int, ...]]:

@@ -165,3 +165,21 @@ def test_report_command_with_a_target_shows_the_fallbacks(tmp_path):
     assert "│ dense │ 3x3 conv not in the plan │ 1 │ features.0 │" in text
     assert "│ dense │ Linear: IREE's matmul │ 1 │ classifier.0 │" in text
     assert "2 layers on the dense path: 1 x 3x3 conv not in the plan, 1 x Linear: IREE's matmul" in text
+
+
+def test_cli_compile_prints_the_fallback_summary(tmp_path):
+    import subprocess
+    import sys
+
+    from spattern import models
+    from spattern.pruning import PruneConfig, prune, save_pruned
+
+    model = models.build("vgg_small", num_classes=10, image_size=32, width=0.25)
+    result = prune(model, torch.randn(1, 3, 32, 32), PruneConfig(method="magnitude", distill_steps=0,
+                                                                 recalibrate_bn=False), progress=False)
+    folder = save_pruned(result, tmp_path / "pruned", model_info={"zoo": "vgg_small", "num_classes": 10,
+                                                                   "image_size": 32, "width": 0.25})
+    r = subprocess.run([sys.executable, "-m", "spattern", "compile", str(folder), "--lowering", "linalg", "-o",
+                        str(tmp_path / "m.vmfb")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "2 layers on the dense path: 1 x 3x3 conv not in the plan, 1 x Linear: IREE's matmul" in r.stderr
