@@ -4,10 +4,10 @@ The passes record each candidate they decline (`PassContext.fall_back`: the laye
 it stays on). After the last pass, `collect_fallbacks` takes a census of the layers still on IREE's dense codegen
 in the module's public functions (convs, depthwise convs, Linear matmuls, and the 1x1 matmuls a kernel did not
 take), each with the latest reason a pass gave for it or, where no pass declined it (no pass had it as a
-candidate: a 5x5 conv, a grouped conv), a reason read off its kind and weight shape. A dense record whose layer
-is no longer dense at the end (a later pass took it: an RGB conv that dense-3x3-to-patterns runs as patterns) is
-dropped; "portable" (a pattern conv on lower-to-linalg) and "unfused" (an epilogue left as a dispatch) records are
-kept as they are. `fallback_counts` and `summary_line` are what the report and the CLI print.
+candidate: a 5x5 conv, a grouped conv), a reason read off its kind and weight shape. A dense record of a layer
+(an op with a state-dict weight) that is no longer dense at the end (a later pass took it: an RGB conv that
+dense-3x3-to-patterns runs as patterns) is dropped; dense records of ops without weights (pools), "portable" (a
+pattern conv on lower-to-linalg) and "unfused" (an epilogue left as a dispatch) records are kept as they are. `fallback_counts` and `summary_line` are what the report and the CLI print.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .conv_1x1_to_matmul import CALLEE_PREFIX as MATMUL_1X1_PREFIX
 
 CENSUS = "census"  # the `pass` of a record the census wrote (no pass declined that layer)
 PATHS = ("dense", "portable", "unfused")
-_PATH_TEXT = {"dense": "on the dense path", "portable": "on the portable path", "unfused": "epilogues not fused"}
+_PATH_TEXT = {"dense": "on the dense path", "portable": "on the portable path", "unfused": "not fused"}
 
 
 def _public_functions(module: ir.Module) -> list[ir.Operation]:
@@ -152,9 +152,8 @@ def summary_line(fallbacks: Sequence[Mapping[str, Any] | Fallback]) -> str:
     for path, reasons in counts.items():
         n = sum(reasons.values())
         noun = ("epilogue" if n == 1 else "epilogues") if path == "unfused" else ("layer" if n == 1 else "layers")
-        text = _PATH_TEXT[path].replace("epilogues ", "")
         detail = ", ".join(f"{c} x {r}" for r, c in reasons.items())
-        parts.append(f"{n} {noun} {text}: {detail}")
+        parts.append(f"{n} {noun} {_PATH_TEXT[path]}: {detail}")
     return "; ".join(parts)
 
 
