@@ -30,14 +30,17 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 
 @app.command()
 def compile(
-    model: Optional[Path] = typer.Argument(None, help="a .pt2 ExportedProgram, a state dict (with --zoo), or a "
-                                                      "folder written by `spattern prune`"),
+    model: Optional[Path] = typer.Argument(None, help="a .pt2 ExportedProgram, a state dict (with --zoo), your "
+                                                      "architecture as path/to/model.py:ClassName (with "
+                                                      "--weights), or a folder written by `spattern prune`"),
     output: Path = typer.Option(..., "-o", "--output", help="the .vmfb to write"),
     input_shape: Optional[str] = typer.Option(None, help="e.g. 1,3,224,224 (default: from the pruned folder, or "
                                                           "1,3,224,224)"),
     target: str = typer.Option("host", help="see `spattern targets`"),
     zoo: Optional[str] = typer.Option(None, help="zoo architecture for a state dict (vgg16_bn, resnet18, ...)"),
     num_classes: int = typer.Option(1000, help="classes of the zoo model"),
+    weights: Optional[Path] = typer.Option(None, help="weights (safetensors, or a state-dict .pt read with "
+                                                      "weights_only) for model.py:ClassName or --zoo"),
     lowering: str = typer.Option("auto", help="microkernels | linalg | auto"),
     passes: Optional[str] = typer.Option(None, help="comma-separated pass list replacing the default"),
     dump_dir: Optional[Path] = typer.Option(None, help="write every stage's IR here"),
@@ -53,7 +56,8 @@ def compile(
     if dump_dir is not None:
         check_output_path(dump_dir, folder=True)
     shape = _parse_shape(input_shape) if input_shape else None
-    loaded = load_model(model, zoo=zoo, num_classes=num_classes, image_size=shape[-1] if shape else None)
+    loaded = load_model(model, zoo=zoo, num_classes=num_classes, image_size=shape[-1] if shape else None,
+                        weights=weights)
     if isinstance(loaded.model, torch.export.ExportedProgram):
         shapes = _exported_shapes(loaded.model, model, shape)
         xs = [torch.randn(*s) for s in shapes]
@@ -106,12 +110,16 @@ def _write_output(compiled, output: Path, sample, expected=None) -> Path:
 
 @app.command()
 def prune(
-    model: Optional[Path] = typer.Argument(None, help="weights (safetensors or a state-dict .pt) of a --zoo model"),
+    model: Optional[Path] = typer.Argument(None, help="your architecture as path/to/model.py:ClassName (or "
+                                                      ":factory_function; with --weights), or the weights "
+                                                      "(safetensors or a state-dict .pt) of a --zoo model"),
     output: Path = typer.Option(..., "-o", "--output", help="folder to write (plan.json, model.safetensors, "
                                                             "model.json); `spattern compile FOLDER` takes it"),
     zoo: Optional[str] = typer.Option(None, help="zoo architecture (vgg16_bn, resnet18, resnet50, mobilenet_v2, "
                                                   "vgg_small)"),
     num_classes: int = typer.Option(1000, help="classes of the zoo model"),
+    weights: Optional[Path] = typer.Option(None, help="weights (safetensors, or a state-dict .pt read with "
+                                                      "weights_only) for model.py:ClassName or --zoo"),
     input_shape: str = typer.Option("1,3,224,224", help="e.g. 1,3,32,32"),
     config: Optional[Path] = typer.Option(None, help="prune.yaml: default rule, per-layer rules by glob, exclude"),
     connectivity: Optional[float] = typer.Option(None, help="shortcut: fraction of kernels removed in every layer"),
@@ -129,9 +137,11 @@ def prune(
 
     shape = _parse_shape(input_shape)
     check_output_path(output, folder=True)
-    if zoo is None:
-        raise InputError("pruning needs the architecture's modules: give --zoo NAME and the weights file")
-    loaded = load_model(model, zoo=zoo, num_classes=num_classes, image_size=shape[-1])
+    loaded = load_model(model, zoo=zoo, num_classes=num_classes, image_size=shape[-1], weights=weights)
+    if not isinstance(loaded.model, torch.nn.Module) or loaded.plan is not None:
+        what = "an ExportedProgram" if loaded.plan is None else "an already pruned folder"
+        raise InputError(f"pruning needs the architecture's modules, and {model} is {what}: give your "
+                         "architecture as path/to/model.py:ClassName --weights FILE, or --zoo NAME and the weights")
     cfg = PruneConfig.from_yaml(config) if config is not None else PruneConfig()
     if connectivity is not None:
         cfg.default = LayerRule(connectivity=connectivity, filter_block=cfg.default.filter_block,
@@ -140,7 +150,10 @@ def prune(
         cfg.precision = precision
         cfg.validate()
     result = api.prune(loaded.model, torch.randn(*shape), config=cfg, seed=seed, progress=True)
-    info = {"zoo": zoo, "num_classes": num_classes, "image_size": shape[-1], "width": 1.0}
+    if loaded.source is not None:  # `spattern compile FOLDER` imports the same file again to rebuild it
+        info = {"source": str(loaded.source), "image_size": shape[-1]}
+    else:
+        info = {"zoo": zoo, "num_classes": num_classes, "image_size": shape[-1], "width": 1.0}
     folder = save_pruned(result, output, model_info=info)
     kept = sum(l.kept_fraction() for l in result.plan.layers) / max(1, len(result.plan.layers))
     console.print(f"wrote {folder}: {len(result.plan.layers)} pattern layers, {kept:.0%} of kernels kept on average")
@@ -148,8 +161,11 @@ def prune(
 
 @app.command()
 def report(
-    model: Optional[Path] = typer.Argument(None, help="a pruned folder, or weights with --zoo"),
+    model: Optional[Path] = typer.Argument(None, help="a pruned folder, weights with --zoo, or "
+                                                      "path/to/model.py:ClassName (with --weights)"),
     zoo: Optional[str] = typer.Option(None),
+    weights: Optional[Path] = typer.Option(None, help="weights (safetensors, or a state-dict .pt read with "
+                                                      "weights_only) for model.py:ClassName or --zoo"),
     plan: Optional[Path] = typer.Option(None, help="a plan.json to apply to the report"),
     input_shape: Optional[str] = typer.Option(None, help="e.g. 1,3,224,224"),
     num_classes: int = typer.Option(1000),
@@ -171,7 +187,7 @@ def report(
         check_output_path(plot, suffix=".png")
     report_command(model, zoo=zoo, plan=plan, input_shape=_parse_shape(input_shape) if input_shape else None,
                    num_classes=num_classes, plot_path=plot, accuracy=accuracy, peers=peers, console=out,
-                   target=target, lowering=lowering)
+                   target=target, lowering=lowering, weights=weights)
 
 
 @app.command()

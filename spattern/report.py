@@ -527,7 +527,8 @@ def _panel_accuracy(ax: Any, points: Sequence[AccuracyPoint] | None) -> None:
 def report_command(model: Path | None = None, zoo: str | None = None, plan: Path | None = None,
                    input_shape: tuple[int, ...] | None = None, num_classes: int = 1000, plot_path: Path | None = None,
                    accuracy: Path | None = None, peers: Path | Sequence[Path] | None = None, time_repeat: int = 3,
-                   console: Any = None, target: str | None = None, lowering: str = "auto") -> list[LayerRow]:
+                   console: Any = None, target: str | None = None, lowering: str = "auto",
+                   weights: Path | None = None) -> list[LayerRow]:
     """`spattern report MODEL [--plan ...] [--target T] [--plot out.png] [--accuracy r.json] [--peers r.json]`.
 
     MODEL is what `spattern compile` takes (a pruned folder carries its own plan; a state dict needs --zoo);
@@ -545,7 +546,7 @@ def report_command(model: Path | None = None, zoo: str | None = None, plan: Path
 
     console = console or Console()
     loaded = load_model(model, zoo=zoo, num_classes=num_classes,
-                        image_size=input_shape[-1] if input_shape else None)
+                        image_size=input_shape[-1] if input_shape else None, weights=weights)
     if not isinstance(loaded.model, torch.nn.Module):
         raise InputError("the report needs the model's modules: give a pruned folder or a state dict with --zoo, "
                          "not an ExportedProgram")
@@ -553,7 +554,7 @@ def report_command(model: Path | None = None, zoo: str | None = None, plan: Path
     shape = input_shape or (1, 3, loaded.image_size or 224, loaded.image_size or 224)
     x = torch.randn(*shape)
     rows = layer_table(loaded.model, x, the_plan, time_repeat=time_repeat)
-    name = loaded.zoo_name or (model.name if model else "model")
+    name = loaded.zoo_name or (loaded.source.name if loaded.source else model.name if model else "model")
     console.print(rows_table(rows, title=f"{name} {_shape(shape)}" + (" (pruned)" if the_plan else " (dense)")))
     if target is not None:
         if the_plan is None:

@@ -322,9 +322,22 @@ def save_pruned(result: PruneResult, folder: str | Path, model_info: dict[str, A
     return folder
 
 
+def _model_from_source(folder: Path, source_text: str) -> nn.Module:
+    """The architecture a pruned folder names as `/abs/path/model.py:Name` (the user's own file, imported again)."""
+    from ..usermodel import ModelSource, build_model_from_source
+
+    file, _, name = source_text.rpartition(":")
+    source = ModelSource(Path(file), name)
+    if not source.file.is_file():
+        raise ModelLoadError(f"{folder} was pruned from {source}, and that file is gone; pass the model: "
+                             "load_pruned(folder, model=...), or put the file back")
+    return build_model_from_source(source)
+
+
 def load_pruned(folder: str | Path, model: nn.Module | None = None) -> PruneResult:
-    """Load a folder written by save_pruned. The architecture comes from `model` (weights are replaced, in a copy)
-    or from model.json's zoo entry; the weights are checked against the plan (PlanError on any mismatch)."""
+    """Load a folder written by save_pruned. The architecture comes from `model` (weights are replaced, in a copy),
+    from model.json's zoo entry, or from its source entry (the user's `model.py:Name`, imported again); the
+    weights are checked against the plan (PlanError on any mismatch)."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
@@ -343,10 +356,12 @@ def load_pruned(folder: str | Path, model: nn.Module | None = None) -> PruneResu
             info = json.loads((folder / INFO_FILE).read_text())
         except json.JSONDecodeError as e:
             raise ModelLoadError(f"{folder / INFO_FILE} is not valid JSON: {e}") from None
-    if model is None:
+    if model is None and "source" in info:
+        model = _model_from_source(folder, str(info["source"]))
+    elif model is None:
         if "zoo" not in info:
-            raise ModelLoadError(f"{folder} does not say which architecture it holds (no 'zoo' in {INFO_FILE}); "
-                                 "pass the model: load_pruned(folder, model=...)")
+            raise ModelLoadError(f"{folder} does not say which architecture it holds (no 'zoo' or 'source' in "
+                                 f"{INFO_FILE}); pass the model: load_pruned(folder, model=...)")
         from ..models import build
 
         model = build(info["zoo"], num_classes=int(info.get("num_classes", 1000)),
