@@ -122,6 +122,10 @@ def prune(
                                                       "weights_only) for model.py:ClassName or --zoo"),
     input_shape: str = typer.Option("1,3,224,224", help="e.g. 1,3,32,32"),
     config: Optional[Path] = typer.Option(None, help="prune.yaml: default rule, per-layer rules by glob, exclude"),
+    quick: bool = typer.Option(False, "--quick", help="shorter preset: 64 synthetic images x 50 steps, 4096 "
+                                                      "positions, 12 ADMM iterations, 30 distillation steps "
+                                                      "(about 1/16 of the default synthesis work); its accuracy "
+                                                      "cost is not yet measured with bench/accuracy.py"),
     connectivity: Optional[float] = typer.Option(None, help="shortcut: fraction of kernels removed in every layer"),
     precision: Optional[str] = typer.Option(None, help="synthesis and distillation passes: float32 (default), "
                                             "bfloat16 (2.5-3x faster on CPUs with AVX512-BF16 / AMX) or auto"),
@@ -142,7 +146,9 @@ def prune(
         what = "an ExportedProgram" if loaded.plan is None else "an already pruned folder"
         raise InputError(f"pruning needs the architecture's modules, and {model} is {what}: give your "
                          "architecture as path/to/model.py:ClassName --weights FILE, or --zoo NAME and the weights")
-    cfg = PruneConfig.from_yaml(config) if config is not None else PruneConfig()
+    if quick and config is not None:
+        raise InputError("--quick is a preset of the effort settings, and --config gives its own: use one of them")
+    cfg = PruneConfig.from_yaml(config) if config is not None else PruneConfig.quick() if quick else PruneConfig()
     if connectivity is not None:
         cfg.default = LayerRule(connectivity=connectivity, filter_block=cfg.default.filter_block,
                                 library_size=cfg.default.library_size, library=cfg.default.library)

@@ -100,6 +100,14 @@ class PruneConfig:
     def __post_init__(self) -> None:
         self.validate()
 
+    @classmethod
+    def quick(cls) -> "PruneConfig":
+        """A shorter preset (`spattern prune --quick`): a quarter of the synthetic images, a quarter of the
+        synthesis steps, half the sampled positions, ADMM iterations and a third of the distillation steps;
+        about 1/16 of the synthesis work, which dominates small models. Its accuracy cost has not yet been
+        measured with bench/accuracy.py."""
+        return cls(num_samples=64, synth_steps=50, positions=4096, admm_iters=12, distill_steps=30)
+
     def validate(self) -> None:
         if not isinstance(self.default, LayerRule):
             raise ConfigError("PruneConfig.default must be a LayerRule")

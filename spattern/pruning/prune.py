@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,8 @@ from .distill import distill, divergence, enforce_masks, keep_if_better, logits_
 from .library import select_library
 from .plan import PatternPlan
 from .precision import channels_last, resolve_precision
-from .synthetic import bn_matched_inputs, gaussian_inputs
+from .progress import Progress, estimate_prune_seconds, format_seconds, layerwise_flops, matmul_flops_per_second
+from .synthetic import SYNTH_BATCH, bn_matched_inputs, gaussian_inputs, synthesis_steps
 
 MODEL_FILE = "model.safetensors"
 INFO_FILE = "model.json"
@@ -46,33 +48,6 @@ class PruneResult:
 
 class _Stop(Exception):
     """Raised by a hook to end a forward pass once the layer of interest has been seen."""
-
-
-class _Progress:
-    """Rich progress bars per stage, or nothing."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self._p = None
-
-    def __enter__(self) -> "_Progress":
-        if self.enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._p = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                               TimeElapsedColumn(), transient=False)
-            self._p.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._p is not None:
-            self._p.__exit__(*exc)
-
-    def task(self, description: str, total: int) -> Any:
-        if self._p is None:
-            return lambda done, total=total: None
-        tid = self._p.add_task(description, total=total)
-        return lambda done, total=total: self._p.update(tid, completed=done, total=total)
 
 
 def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
@@ -192,6 +167,54 @@ def _synthesise(dense: nn.Module, shape: tuple[int, int, int], cfg: PruneConfig,
                              precision=cfg.precision, on_step=on_step)
 
 
+def _probe_step_seconds(dense: nn.Module, shape: tuple[int, int, int], batch: int) -> float:
+    """One forward and backward pass over a batch, timed (the unit of the estimate when synthesis is cached)."""
+    x = torch.randn(batch, *shape, requires_grad=True)
+    t0 = time.perf_counter()
+    dense(channels_last(x)).float().sum().backward()
+    return time.perf_counter() - t0
+
+
+class _Estimate:
+    """Times the first synthesis steps, then prints (once) the estimate of every stage and the total."""
+
+    first_steps = 3
+
+    def __init__(self, prog: Progress, dense: nn.Module, targets: list[Target], cfg: PruneConfig,
+                 report: dict[str, Any]):
+        self.prog, self.dense, self.targets, self.cfg, self.report = prog, dense, targets, cfg, report
+        self.t0 = time.perf_counter()
+        self.done = False
+
+    def wrap(self, on_step: Any) -> Any:
+        started: dict[int, float] = {}
+
+        def step(done: int, total: int) -> None:
+            on_step(done, total)
+            if self.done or done >= total:
+                return
+            if done == 1:  # the first step carries warm-up (allocations, kernels chosen): time the ones after it
+                started[1] = time.perf_counter()
+            elif 1 in started and done >= 1 + self.first_steps:
+                self.emit((time.perf_counter() - started[1]) / (done - 1))
+        return step
+
+    def emit(self, step_s: float) -> None:
+        self.done = True
+        cfg = self.cfg
+        layers = [(t.conv.in_channels, t.conv.out_channels) for t in self.targets]
+        est = estimate_prune_seconds(
+            step_s, synthesis_steps(cfg.num_samples, cfg.synth_steps) if cfg.synthetic == "bn" else 0,
+            cfg.distill_steps, len(layers), math.ceil(cfg.num_samples / SYNTH_BATCH),
+            layerwise_flops(layers, cfg.positions, cfg.admm_iters), matmul_flops_per_second())
+        est["total"] = sum(est.values())
+        self.report["estimate"] = est
+        self.prog.note(f"estimate (from {step_s:.2f} s per synthesis step): synthesis "
+                       f"{format_seconds(est['synthesis'])}, layer-wise {format_seconds(est['layerwise'])}, "
+                       f"recovery {format_seconds(est['recovery'])}; total about {format_seconds(est['total'])} "
+                       "(--quick is shorter)")
+
+
 def prune(model: nn.Module, example_input: Any, config: PruneConfig | None = None, seed: int = 0,
           progress: bool = True, images: torch.Tensor | None = None) -> PruneResult:
     """Data-free pattern + connectivity pruning. The input model is not modified.
@@ -221,13 +244,18 @@ def prune(model: nn.Module, example_input: Any, config: PruneConfig | None = Non
     _, c_in, h_in, w_in = example.shape
     if cfg.synth_resolution is not None and max(h_in, w_in) > cfg.synth_resolution:
         h_in = w_in = cfg.synth_resolution
-    with _Progress(progress) as prog:
+    with Progress(progress) as prog:
         t0 = time.perf_counter()
         need_data = cfg.method != "magnitude" or cfg.distill_steps > 0
+        estimate = _Estimate(prog, dense, targets, cfg, report)
         if images is None and need_data and targets:
+            steps = synthesis_steps(cfg.num_samples, cfg.synth_steps)
             images = _synthesise(dense, (c_in, h_in, w_in), cfg, seed,
-                                 prog.task("synthetic images", cfg.num_samples))
+                                 estimate.wrap(prog.task("synthetic images", steps)))
         report["times"]["synthesis"] = time.perf_counter() - t0
+        if progress and not estimate.done and targets and images is not None and cfg.method != "magnitude":
+            # synthesis was cached or given: one timed step of the same size stands in for its first steps
+            estimate.emit(_probe_step_seconds(dense, (c_in, h_in, w_in), min(SYNTH_BATCH, cfg.num_samples)))
 
         t0 = time.perf_counter()
         positions: dict[str, torch.Tensor] = {}
@@ -243,7 +271,7 @@ def prune(model: nn.Module, example_input: Any, config: PruneConfig | None = Non
             for t in targets:
                 positions[t.name] = sample_positions(images.shape[0], *shapes[t.name], cfg.positions, gen)
             ys = _dense_targets(dense, targets, images, positions)
-        layer_task = prog.task(f"layer-wise {cfg.method}", len(targets))
+        layer_task = prog.task(f"layer-wise {cfg.method}", len(targets), unit="layers")
         for i, t in enumerate(targets):
             conv = pruned_modules[t.name]
             library = t.rule.library or select_library(t.conv.weight, t.rule.library_size)

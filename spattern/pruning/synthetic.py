@@ -82,9 +82,17 @@ def _jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x
 
 
+SYNTH_BATCH = 64  # images optimised together; the progress unit is one step of one such batch
+
+
+def synthesis_steps(n: int, steps: int, batch: int = SYNTH_BATCH) -> int:
+    """Optimiser steps bn_matched_inputs takes for n images (its progress total, cached or not)."""
+    return math.ceil(n / batch) * steps
+
+
 def bn_matched_inputs(model: nn.Module, shape: tuple[int, int, int], n: int = 256, steps: int = 200, seed: int = 0,
                       lr: float = 0.1, tv_weight: float = 1e-3, l2_weight: float = 1e-4, logit_weight: float = 0.05,
-                      batch: int = 64, use_cache: bool = True, precision: str = "float32",
+                      batch: int = SYNTH_BATCH, use_cache: bool = True, precision: str = "float32",
                       on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """[n, *shape] images optimised so every BatchNorm layer's batch mean and variance match its running ones.
 
@@ -107,7 +115,10 @@ def bn_matched_inputs(model: nn.Module, shape: tuple[int, int, int], n: int = 25
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path))["images"]
+            images = load_file(str(path))["images"]
+            if on_step is not None:  # a cache hit counts the same unit as a fresh run: all its steps are done
+                on_step(synthesis_steps(n, steps, batch), synthesis_steps(n, steps, batch))
+            return images
         except Exception:  # a corrupt cache entry is rebuilt, never trusted
             path.unlink(missing_ok=True)
     if not bns:
