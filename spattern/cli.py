@@ -242,11 +242,17 @@ def targets() -> None:
     from .runtime.runners import target_availability
     from .runtime.targets import TARGETS
 
-    table = Table("target", "for", "runs here", "how / why not")
+    from rich import box
+
+    # Two narrow columns and one wide one (what it is for, then how it runs here or why not, indented), with no
+    # box: four equal columns wrapped every cell into ~45 lines at 80 columns.
+    table = Table("target", "here", "for; how it runs here (or why not)", box=box.SIMPLE_HEAD, pad_edge=False,
+                  show_edge=False)
     for t in TARGETS.values():
         a = target_availability(t)
-        table.add_row(t.name, t.description, "yes" if a.runs_here else "no", a.how if a.runs_here else a.reason)
-    out.print(table)
+        detail = (f"runs: {a.how}" if a.runs_here else f"not here: {a.reason}")
+        table.add_row(t.name, "yes" if a.runs_here else "no", f"{t.description}\n[dim]{detail}[/dim]")
+    out.print(table, highlight=False)
 
 
 @app.command()

@@ -72,3 +72,17 @@ def test_targets_lists_all():
     r = _cli("targets")
     for name in ["host", "arm64-android", "arm64-linux", "vulkan", "vulkan-adreno", "vulkan-mali"]:
         assert name in r.stdout
+
+
+def test_targets_reads_at_80_columns_in_a_pipe():
+    import os
+
+    from spattern.runtime.targets import TARGETS
+
+    r = subprocess.run([sys.executable, "-m", "spattern", "targets"], capture_output=True, text=True,
+                       env={**os.environ, "COLUMNS": "80"})
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80 and len(lines) <= 35, r.stdout
+    starts = {line.split()[0] for line in lines if line and not line.startswith(" ")}
+    assert set(TARGETS) <= starts and "…" not in r.stdout
