@@ -207,27 +207,34 @@ def _mac_text(n: float) -> str:
 
 def rows_table(rows: Sequence[LayerRow], title: str | None = None):
     """A rich Table of the rows (time share only where the rows carry measured times)."""
+    from rich import box
     from rich.table import Table
 
     timed = any(r.time_s is not None for r in rows)
     total_time = sum(r.time_s or 0.0 for r in rows)
     t = totals(rows)
-    caption = f"MAC limit {t.mac_limit:.2f}x (dense MACs / kept MACs)"
+    caption = (f"in>out: channels, HxW: output size; {t.pattern_layers} of {t.pattern_layers + t.dense_layers} "
+               "layers pattern-pruned; "
+               f"MAC limit {t.mac_limit:.2f}x (dense MACs / kept MACs)")
     if timed:
         caption += ("; time share: of the conv/linear time, torch eager (1 thread) on the dense layer shapes, not "
                     "measured inside the IREE module")
-    table = Table(title=title, caption=caption, show_footer=True)
+    # Short headers, one space between columns (the box's divider; no padding) and no vertical rules, so that a ResNet's rows fit 80 columns
+    # (the boxed table with "in -> out (CxHxW)" collapsed MACs, kept and time to "…" there).
+    table = Table(title=title, caption=caption, show_footer=True, box=box.SIMPLE_HEAD, padding=0,
+                  pad_edge=False, show_edge=False)
     table.add_column("layer", footer="total", no_wrap=True, overflow="fold")
     table.add_column("kind", no_wrap=True)
-    table.add_column("in -> out (CxHxW)", no_wrap=True)
-    table.add_column("mode", footer=f"{t.pattern_layers} pat/{t.dense_layers} dense", no_wrap=True)
-    table.add_column("block", justify="right")
-    table.add_column("MACs", justify="right", footer=_mac_text(t.macs))
-    table.add_column("kept", justify="right", footer=f"{100 * t.macs_kept / max(t.macs, 1):.0f}%")
+    table.add_column("in>out", no_wrap=True, justify="right")
+    table.add_column("HxW", no_wrap=True)
+    table.add_column("mode", footer=f"{t.pattern_layers}/{t.pattern_layers + t.dense_layers}", no_wrap=True)
+    table.add_column("blk", justify="right", no_wrap=True)
+    table.add_column("MACs", justify="right", footer=_mac_text(t.macs), no_wrap=True)
+    table.add_column("kept", justify="right", footer=f"{100 * t.macs_kept / max(t.macs, 1):.0f}%", no_wrap=True)
     if timed:
-        table.add_column("time share", justify="right", footer=f"{total_time * 1e3:.1f} ms")
+        table.add_column("time", justify="right", footer=f"{total_time * 1e3:.1f}ms", no_wrap=True)
     for r in rows:
-        cells = [r.name, r.kind, f"{_shape(r.in_shape[1:])} -> {_shape(r.out_shape[1:])}",
+        cells = [r.name, r.kind, f"{r.in_shape[1]}>{r.out_shape[1]}", _shape(r.out_shape[2:]) or "-",
                  "[green]pattern[/]" if r.mode == "pattern" else "dense",
                  str(r.filter_block) if r.filter_block is not None else "-", _mac_text(r.macs),
                  f"{100 * r.macs_kept_fraction:.0f}%"]

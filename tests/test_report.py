@@ -85,7 +85,7 @@ def test_time_share_is_measured_and_labelled(tiny):
     model, x = tiny
     rows = report.layer_table(model, x, time_repeat=3)
     assert all(r.time_s is not None and r.time_s > 0 for r in rows)
-    text = report.render([report.rows_table(rows)])
+    text = " ".join(report.render([report.rows_table(rows)]).split())  # the caption wraps at the table's width
     assert "time share" in text and "torch eager" in text
 
 
@@ -217,3 +217,24 @@ def test_bad_inputs(tmp_path, tiny, pruned):
         report.plot(tmp_path / "x.jpg", None)
     with pytest.raises(SpatternError):
         report.report_command(None, zoo="no_such_model", console=_quiet())
+
+
+def test_report_reads_at_80_columns_in_a_pipe(tmp_path):
+    """A ResNet's longest layer names, 3-digit channel counts and measured times fit 80 columns with nothing
+    collapsed to '…' (the boxed table did that to MACs, kept and time at 80)."""
+    import io
+
+    from rich.console import Console
+    from safetensors.torch import save_file
+
+    from spattern import models
+
+    save_file(models.build("resnet18", num_classes=10, image_size=32, seed=0).state_dict(), tmp_path / "w.safetensors")
+    pipe = Console(file=io.StringIO(), width=80, force_terminal=False, color_system=None)
+    report.report_command(tmp_path / "w.safetensors", zoo="resnet18", input_shape=(1, 3, 32, 32), num_classes=10,
+                          time_repeat=1, console=pipe)
+    text = pipe.file.getvalue()
+    lines = text.splitlines()
+    assert "…" not in text and max(len(line.rstrip()) for line in lines) <= 80, text
+    assert any(line.startswith("layer2.0.downsample.0 ") and "64>128" in line for line in lines), text
+    assert any(line.startswith("total") and line.rstrip().endswith("ms") for line in lines), text
