@@ -17,6 +17,8 @@ speedup across pruning settings (from `bench/accuracy.py` JSON, format in `read_
 
 from __future__ import annotations
 
+import math
+
 import io
 import json
 import time
@@ -29,7 +31,12 @@ from .errors import InputError, ModelLoadError, OutputPathError, PlanError, Tool
 # The figure's size is fixed so that a PNG's pixel size is known in advance (the test checks it).
 PLOT_SIZE_IN = (15.0, 4.5)
 PLOT_DPI = 100
-PLOT_SIZE_PX = (int(PLOT_SIZE_IN[0] * PLOT_DPI), int(PLOT_SIZE_IN[1] * PLOT_DPI))
+PLOT_SIZE_PX = (int(PLOT_SIZE_IN[0] * PLOT_DPI), int(PLOT_SIZE_IN[1] * PLOT_DPI))  # all three panels
+
+
+def plot_size_px(n_panels: int) -> tuple[int, int]:
+    """The PNG's size with n_panels of the three drawn (a panel is drawn only when there is data for it)."""
+    return (int(PLOT_SIZE_IN[0] / 3 * max(1, n_panels) * PLOT_DPI), PLOT_SIZE_PX[1])
 
 # Engines whose speedup over the peers the plot shows, best first; the first one measured is used.
 SPATTERN_ENGINES = ("spattern_c0.5", "spattern_p", "iree")
@@ -433,8 +440,9 @@ def speedups_vs_peers(peers: Mapping[str, Mapping[str, float]],
 
 def plot(out: Path, rows: Sequence[LayerRow] | None = None, peers: Speedups | None = None,
          accuracy: Sequence[AccuracyPoint] | None = None, title: str | None = None) -> Path:
-    """Write the three-panel PNG (PLOT_SIZE_PX pixels); a panel without data says what to pass.
-    peers: `speedups_vs_peers(read_peers(f), read_peer_ratios(f))`."""
+    """Write the PNG (plot_size_px(panels) pixels): per-layer MACs, speedup vs peers, accuracy vs speed, each
+    only where there is data for it (empty placeholder panels said nothing); with no data at all, one panel that
+    says what to pass. peers: `speedups_vs_peers(read_peers(f), read_peer_ratios(f))`."""
     try:
         import matplotlib
     except ImportError:
@@ -448,11 +456,15 @@ def plot(out: Path, rows: Sequence[LayerRow] | None = None, peers: Speedups | No
         raise OutputPathError(f"--plot writes a PNG; give a path ending in .png, got {out}")
     if not out.parent.is_dir():
         raise OutputPathError(f"cannot write {out}: the folder {out.parent} does not exist")
-    fig, axes = plt.subplots(1, 3, figsize=PLOT_SIZE_IN, dpi=PLOT_DPI)
+    panels = [(draw, data) for draw, data in ((_panel_layers, rows), (_panel_peers, peers),
+                                              (_panel_accuracy, accuracy)) if data]
+    panels = panels or [(_panel_layers, rows)]
+    width_px, height_px = plot_size_px(len(panels))
+    fig, axes = plt.subplots(1, len(panels), figsize=(width_px / PLOT_DPI, height_px / PLOT_DPI), dpi=PLOT_DPI,
+                             squeeze=False)
     try:
-        _panel_layers(axes[0], rows)
-        _panel_peers(axes[1], peers)
-        _panel_accuracy(axes[2], accuracy)
+        for ax, (draw, data) in zip(axes[0], panels):
+            draw(ax, data)
         if title:
             fig.suptitle(title)
         fig.tight_layout()
@@ -479,11 +491,15 @@ def _panel_layers(ax: Any, rows: Sequence[LayerRow] | None) -> None:
     idx = list(range(len(rows)))
     ax.bar(idx, [r.macs / 1e6 for r in rows], color="#cccccc", label="dense")
     ax.bar(idx, [r.macs_kept / 1e6 for r in rows], color="#2a7ab9", label="kept")
-    ax.set_xlabel("layer (execution order)")
+    # layer names under the bars (small and rotated; every k-th where there are many), not bare indices
+    step = max(1, math.ceil(len(rows) / 40))
+    ax.set_xticks(idx[::step])
+    ax.set_xticklabels([r.name for r in rows][::step], rotation=90, fontsize=6 if len(rows) > 12 else 8)
     ax.set_ylabel("MMACs")
     t = totals(rows)
-    ax.set_title(f"MACs per layer (limit {t.mac_limit:.2f}x)")
-    ax.legend()
+    ax.set_title(f"MACs per layer (limit {t.mac_limit:.2f}x)", pad=24)
+    # above the axes, under the title: inside, it covered the last bars
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False, fontsize=8)
 
 
 def _panel_peers(ax: Any, speed: Speedups | None) -> None:

@@ -127,10 +127,10 @@ def test_plot_png_size(tmp_path, pruned, tiny):
     assert speed["tiny"] == ("spattern_p", {"onnxruntime": (1.5, 1.5, 1.5)})
     points = report.read_accuracy(acc)
     assert [p.accuracy for p in points] == [90.0, 85.0, 95.0] and points[2].speedup is None
-    # no peers or accuracy: the plot still has its size (empty panels say what to pass)
+    # no peers or accuracy: only the layers panel is drawn (no empty placeholders)
     out2 = tmp_path / "only_layers.png"
     report.plot(out2, rows)
-    assert png_size(out2) == report.PLOT_SIZE_PX
+    assert png_size(out2) == report.plot_size_px(1) and report.plot_size_px(1)[0] * 3 == report.PLOT_SIZE_PX[0]
 
 
 def _quiet():
@@ -181,7 +181,7 @@ def test_accuracy_py_rows(tmp_path):
     assert points[2].accuracy == pytest.approx(98.6) and points[0].group == "vgg_small/digits"
     out = tmp_path / "acc.png"
     report.plot(out, None, None, points)
-    assert png_size(out) == report.PLOT_SIZE_PX
+    assert png_size(out) == report.plot_size_px(1)  # only the accuracy panel: nothing else was given
 
 
 def test_bad_inputs(tmp_path, tiny, pruned):
