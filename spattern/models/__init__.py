@@ -10,8 +10,15 @@ import torch
 from torch import nn
 
 from ..errors import ModelLoadError
+from .cspdarknet import CSPDarknet, cspdarknet_small
+from .densenet import DenseNet, densenet121
+from .efficientnet import EfficientNet, efficientnet_b0
+from .googlenet import GoogLeNet, googlenet
 from .mobilenet import MobileNetV2, mobilenet_v2
-from .resnet import ResNet, resnet18, resnet50
+from .mobilenet_v3 import MobileNetV3, mobilenet_v3_small
+from .resnet import ResNet, resnet18, resnet50, resnext50_32x4d
+from .squeezenet import SqueezeNet, squeezenet1_1
+from .unet import UNet, unet_small
 from .vgg import VGG, vgg16_bn, vgg_small
 
 ZOO: dict[str, Callable[..., nn.Module]] = {
@@ -20,6 +27,14 @@ ZOO: dict[str, Callable[..., nn.Module]] = {
     "resnet50": resnet50,
     "mobilenet_v2": mobilenet_v2,
     "vgg_small": vgg_small,
+    "resnext50_32x4d": resnext50_32x4d,
+    "densenet121": densenet121,
+    "googlenet": googlenet,
+    "squeezenet1_1": squeezenet1_1,
+    "mobilenet_v3_small": mobilenet_v3_small,
+    "efficientnet_b0": efficientnet_b0,
+    "unet_small": unet_small,
+    "cspdarknet_small": cspdarknet_small,
 }
 
 
@@ -49,4 +64,6 @@ def input_shape(image_size: int, batch: int = 1) -> tuple[int, int, int, int]:
 
 
 __all__ = ["ZOO", "build", "input_shape", "VGG", "ResNet", "MobileNetV2", "vgg16_bn", "vgg_small", "resnet18",
-           "resnet50", "mobilenet_v2"]
+           "resnet50", "mobilenet_v2", "resnext50_32x4d", "densenet121", "googlenet", "squeezenet1_1",
+           "mobilenet_v3_small", "efficientnet_b0", "unet_small", "cspdarknet_small", "DenseNet", "GoogLeNet",
+           "SqueezeNet", "MobileNetV3", "EfficientNet", "UNet", "CSPDarknet"]
