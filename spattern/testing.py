@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from . import patterns
+from .pruning.apply import execution_order
 from .pruning.plan import LayerPlan, PatternPlan
 
 
@@ -20,16 +21,22 @@ def prunable_convs(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
 
 
 def random_plan_for(model: nn.Module, filter_block: int, connectivity: float, seed: int = 0,
-                    library_size: int = 8) -> tuple[nn.Module, PatternPlan]:
+                    library_size: int = 8, example_input: torch.Tensor | None = None
+                    ) -> tuple[nn.Module, PatternPlan]:
     """(a pruned copy of `model`, its plan): per layer a random library of `library_size` candidates, per
     (block, channel) the library pattern that keeps the most weight magnitude, and a `connectivity` fraction of
-    (block, channel) kernel sets removed (the smallest by kept magnitude). The zoo's modules are created in
-    forward order, so module order is execution order here."""
+    (block, channel) kernel sets removed (the smallest by kept magnitude). The plan lists layers in module order,
+    which is execution order for the zoo's models; a model that creates a conv after one it calls later needs
+    `example_input`, and the layers then follow one forward pass (import-patterns matches them in that order)."""
     rng = np.random.default_rng(seed)
     pruned = copy.deepcopy(model).eval()
     layers: list[LayerPlan] = []
     masks = patterns.all_masks().reshape(56, 9)
-    for name, conv in prunable_convs(pruned):
+    convs = prunable_convs(pruned)
+    if example_input is not None:
+        rank = {name: i for i, name in enumerate(execution_order(pruned, example_input))}
+        convs = sorted((c for c in convs if c[0] in rank), key=lambda c: rank[c[0]])
+    for name, conv in convs:
         w = conv.weight.detach().numpy()
         f, c = w.shape[:2]
         n_blocks = -(-f // filter_block)
