@@ -6,8 +6,8 @@ through residual bottlenecks, the other is a 1x1 shortcut, the two concatenated 
 
 With `num_classes > 0` the head is a global average pool and a Linear layer; with `num_classes=0` the model
 returns the last three stages' maps (strides 8, 16, 32 at 224; a detector's neck input). At 32x32 the stem is a
-3x3 stride-1 conv; at 224 it is YOLOv5's 6x6 stride-2 conv. `width` scales 32-64-128-256-512 (at least 8 channels, so the C3
-halves keep >= 4)."""
+3x3 stride-1 conv; at 224 it is YOLOv5's 6x6 stride-2 conv. `width` scales 32-64-128-256-512 (at least 8
+channels, so the C3 halves keep >= 4)."""
 
 from __future__ import annotations
 
