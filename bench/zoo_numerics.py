@@ -8,12 +8,14 @@ and is printed as one (BUG: type: message).
     .venv/bin/python bench/zoo_numerics.py --models densenet121 --targets host --out /tmp/t.txt
 
 arm64-linux runs under qemu (the aarch64 iree-run-module), vulkan on lavapipe; a target whose tool is missing is
-reported as skipped with the reason.
+reported as skipped with the reason. Each cell runs in a child process with `--cell-timeout` seconds (a slow
+lavapipe run must not hold up the table); a cell past it is reported as a timeout, which is no numerics result.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -71,6 +73,19 @@ def check(name: str, width: float, target: str, variant: str, size: int) -> str:
     return f"{'ok' if rel <= REL_TOL else 'FAIL'} {rel:.1e} ({how})"
 
 
+def run_cell(name: str, width: float, target: str, variant: str, size: int, timeout: float) -> str:
+    """check() in a child process, so that a run that outlasts `timeout` can be stopped."""
+    cmd = [sys.executable, __file__, "--cell", f"{name},{width},{target},{variant},{size}"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"TIMEOUT after {timeout:.0f} s (no result)"
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        return f"BUG child exited {proc.returncode}: {_short(proc.stderr[-400:])}"
+    return lines[-1][len("RESULT "):]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default=",".join(NEW_MODELS), help="comma-separated zoo names")
@@ -79,8 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--width", type=float, default=None, help="one width for all (default: per model)")
     ap.add_argument("--out", type=Path, default=None, help="also write the table here")
+    ap.add_argument("--cell-timeout", type=float, default=900.0, help="seconds per (model, target, variant)")
+    ap.add_argument("--cell", default=None, help=argparse.SUPPRESS)  # name,width,target,variant,size (the child)
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
+    if args.cell is not None:
+        name, width, target, variant, size = args.cell.split(",")
+        print("RESULT " + check(name, float(width), target, variant, int(size)), flush=True)
+        return 0
     targets = args.targets.split(",")
     skipped = {t: target_availability(t) for t in targets}
     cells: list[Cell] = []
@@ -90,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             for variant in args.variants.split(","):
                 t0 = time.perf_counter()
                 avail = skipped[target]
-                result = check(name, width, target, variant, args.image_size) if avail.runs_here else (
-                    f"skipped: {avail.reason}")
+                result = (run_cell(name, width, target, variant, args.image_size, args.cell_timeout)
+                          if avail.runs_here else f"skipped: {avail.reason}")
                 cells.append(Cell(name, target, variant, result, time.perf_counter() - t0))
                 print(f"{name:20s} {target:12s} {variant:9s} {result}  [{cells[-1].seconds:.0f} s]", flush=True)
     lines = [f"zoo numerics: {args.image_size}x{args.image_size}, batch 1, max abs error / max |output| against the "
@@ -103,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         width = args.width if args.width is not None else NEW_MODELS.get(c.model, 0.25)
         lines.append(f"{c.model:20s} {width:5.3g} {c.target:12s} {c.variant:9s} {c.result}")
     n_ok = sum(c.result.startswith("ok") for c in cells)
-    lines += ["", f"{n_ok}/{len(cells)} ok; total {sum(c.seconds for c in cells):.0f} s"]
+    lines += ["", f"{n_ok}/{len(cells)} ok; total {sum(c.seconds for c in cells):.0f} s (cell timeout "
+              f"{args.cell_timeout:.0f} s)"]
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     if args.out is not None:
