@@ -1,4 +1,5 @@
-"""Helpers for tests and benchmarks (importable by every room's tests): random pattern plans for zoo models."""
+"""Helpers for tests and benchmarks (importable by every room's tests): random pattern plans for zoo models, and
+(in `spattern.testing.archgen`) a seeded generator of random CNN architectures."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import patterns
-from .pruning.apply import execution_order
-from .pruning.plan import LayerPlan, PatternPlan
+from .. import patterns
+from ..pruning.apply import execution_order
+from ..pruning.plan import LayerPlan, PatternPlan
 
 
 def prunable_convs(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
@@ -21,13 +22,13 @@ def prunable_convs(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
 
 
 def random_plan_for(model: nn.Module, filter_block: int, connectivity: float, seed: int = 0,
-                    library_size: int = 8, example_input: torch.Tensor | None = None
-                    ) -> tuple[nn.Module, PatternPlan]:
+                    library_size: int = 8, example_input: torch.Tensor | None = None) -> tuple[nn.Module, PatternPlan]:
     """(a pruned copy of `model`, its plan): per layer a random library of `library_size` candidates, per
     (block, channel) the library pattern that keeps the most weight magnitude, and a `connectivity` fraction of
-    (block, channel) kernel sets removed (the smallest by kept magnitude). The plan lists layers in module order,
-    which is execution order for the zoo's models; a model that creates a conv after one it calls later needs
-    `example_input`, and the layers then follow one forward pass (import-patterns matches them in that order)."""
+    (block, channel) kernel sets removed (the smallest by kept magnitude). The plan lists layers in execution
+    order (import-patterns matches them in that order): with `example_input`, one forward pass finds that order;
+    without it, module order is taken, which is right for the zoo (its modules are created in forward order) but
+    not for a model that creates a module before another it calls later."""
     rng = np.random.default_rng(seed)
     pruned = copy.deepcopy(model).eval()
     layers: list[LayerPlan] = []
@@ -35,7 +36,7 @@ def random_plan_for(model: nn.Module, filter_block: int, connectivity: float, se
     convs = prunable_convs(pruned)
     if example_input is not None:
         rank = {name: i for i, name in enumerate(execution_order(pruned, example_input))}
-        convs = sorted((c for c in convs if c[0] in rank), key=lambda c: rank[c[0]])
+        convs = sorted((nc for nc in convs if nc[0] in rank), key=lambda nc: rank[nc[0]])
     for name, conv in convs:
         w = conv.weight.detach().numpy()
         f, c = w.shape[:2]

@@ -1,0 +1,194 @@
+"""A sweep over generated architectures: generate, prune, compile and check N models on each target.
+
+    .venv/bin/python bench/fuzz.py --models 500 --seed 1000 --targets host,arm64-linux,vulkan \
+        --out bench/results/fuzz
+
+Model i is `spattern.testing.archgen.generate(seed + i)`, pruned as `spattern.testing.corpus.prepare` chooses
+(patterns only or connectivity 0.5; every fifth through the real spattern.prune with a very short config, the
+others with random_plan_for). Each (model, target) is judged by `spattern.testing.corpus.judge`: pass (max abs
+error <= 1e-4 x max |output|), refused (a spattern.errors exception on purpose) or fail.
+
+Output, under --out:
+- `fuzz-s{seed}-n{N}.tsv`: one row per (model, target), flushed as it is written, so a killed sweep leaves its table
+  (seed, mode, blocks, target, result, error, seconds);
+- `repro/s{model_seed}/`: per failing model, error.txt (every failing target's error), plan.json and
+  model.safetensors (the pruned model), and repro.sh, the one line that reruns that model alone;
+- at the end, a summary (per target: pass / refused / fail / timeout, and the distinct failures) printed and
+  written to `fuzz-s{seed}-n{N}-summary.txt`.
+
+Each model runs in a forked child with a timeout (--timeout, default 240 s for all its targets), so one hang only
+marks that model "timeout" and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import multiprocessing as mp
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+COLUMNS = ("seed", "mode", "blocks", "target", "result", "error", "seconds")
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    return " ".join(text.split())[:limit]
+
+
+def _child(seed: int, targets: list[str], conn, repro_dir: str | None) -> None:
+    """Runs one model on every target, sending (target, result, error, seconds) per target, then "done"."""
+    import torch
+
+    torch.set_num_threads(1)
+    from spattern.runtime.runners import target_availability
+    from spattern.testing.corpus import Outcome, prepare, run_case
+
+    t0 = time.perf_counter()
+    try:
+        case = prepare(seed)
+    except Exception as e:  # noqa: BLE001 -- generation or pruning failing is a finding too
+        conn.send(("meta", "?", "?"))
+        for t in targets:
+            conn.send((t, "fail", f"prepare: {type(e).__name__}: {_one_line(str(e))}", time.perf_counter() - t0))
+        conn.send("done")
+        return
+    conn.send(("meta", case.label, case.gen.description))
+    failures = []
+    for target in targets:
+        a = target_availability(target)
+        if not a.runs_here:
+            conn.send((target, "skipped", _one_line(a.reason), 0.0))
+            continue
+        o: Outcome = run_case(case, target)
+        conn.send((target, o.result, _one_line(o.error), o.seconds))
+        if o.result == "fail":
+            failures.append((target, o.error))
+    if failures and repro_dir:
+        _write_reproducer(Path(repro_dir) / f"s{seed}", case, failures)
+    conn.send("done")
+
+
+def _write_reproducer(folder: Path, case, failures: list[tuple[str, str]]) -> None:
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    case.plan.save(folder)
+    save_file({k: v.contiguous() for k, v in case.model.state_dict().items()}, str(folder / "model.safetensors"))
+    lines = [f"seed {case.gen.seed} ({case.label}): {case.gen.description}", ""]
+    for target, error in failures:
+        lines += [f"[{target}]", error, ""]
+    (folder / "error.txt").write_text("\n".join(lines))
+    targets = ",".join(t for t, _ in failures)
+    (folder / "repro.sh").write_text(
+        f"# the generator is deterministic: this reruns model {case.gen.seed} alone\n"
+        f"cd {ROOT} && .venv/bin/python bench/fuzz.py --models 1 --seed {case.gen.seed} --targets {targets}\n")
+
+
+def run_model(seed: int, targets: list[str], timeout: float, repro_dir: str | None):
+    """Yields (mode, blocks, target, result, error, seconds) rows for one model, in a child with a timeout."""
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(seed, targets, child, repro_dir), daemon=True)
+    proc.start()
+    child.close()
+    deadline = time.monotonic() + timeout
+    mode, blocks, seen = "?", "?", set()
+    t_last = time.perf_counter()
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not parent.poll(left):
+                break
+            try:
+                msg = parent.recv()
+            except EOFError:
+                break
+            if msg == "done":
+                break
+            if msg[0] == "meta":
+                mode, blocks = msg[1], msg[2]
+                continue
+            seen.add(msg[0])
+            t_last = time.perf_counter()
+            yield (mode, blocks) + tuple(msg)
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+    for target in targets:
+        if target not in seen:
+            what = "timeout" if proc.exitcode in (None, -9) and time.monotonic() >= deadline else "fail"
+            why = f"no result within the model's {timeout:.0f} s" if what == "timeout" else \
+                f"the child died (exit code {proc.exitcode})"
+            yield (mode, blocks, target, what, why, time.perf_counter() - t_last)
+
+
+def _signature(error: str) -> str:
+    """A failure with its numbers and names blurred, to count distinct failures."""
+    s = re.sub(r"0x[0-9a-f]+", "X", error)
+    s = re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "N", s)
+    s = re.sub(r"'[^']*'", "'_'", s)
+    return s[:160]
+
+
+def summarize(rows: list[dict[str, str]]) -> str:
+    per_target: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    distinct: dict[tuple[str, str], list[str]] = collections.defaultdict(list)
+    for r in rows:
+        per_target[r["target"]][r["result"]] += 1
+        if r["result"] in ("fail", "timeout", "refused"):
+            distinct[(r["result"], _signature(r["error"]))].append(f"{r['seed']}@{r['target']}")
+    models = len({r["seed"] for r in rows})
+    out = [f"{models} models"]
+    for target, c in per_target.items():
+        out.append(f"  {target:12s} " + "  ".join(f"{k} {c[k]}" for k in ("pass", "refused", "fail", "timeout",
+                                                                             "skipped") if c[k]))
+    out.append(f"distinct non-passes: {len(distinct)}")
+    for (result, sig), where in sorted(distinct.items(), key=lambda kv: -len(kv[1])):
+        out.append(f"  [{result}] x{len(where)} ({', '.join(where[:6])}{' ...' if len(where) > 6 else ''}): {sig}")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0, help="first model's generator seed (models use seed..seed+N-1)")
+    ap.add_argument("--targets", default="host", help="comma-separated targets (host, arm64-linux, vulkan, ...)")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fuzz")
+    ap.add_argument("--timeout", type=float, default=240.0, help="seconds per model, all its targets together")
+    ap.add_argument("--no-repro", action="store_true", help="do not keep failing models")
+    args = ap.parse_args(argv)
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"fuzz-s{args.seed}-n{args.models}"
+    table = args.out / f"{stem}.tsv"
+    repro = None if args.no_repro else str(args.out / "repro")
+    rows: list[dict[str, str]] = []
+    with open(table, "w", buffering=1) as f:
+        f.write("\t".join(COLUMNS) + "\n")
+        f.flush()
+        for i in range(args.models):
+            seed = args.seed + i
+            for mode, blocks, target, result, error, seconds in run_model(seed, targets, args.timeout, repro):
+                row = dict(seed=str(seed), mode=mode, blocks=blocks, target=target, result=result,
+                           error=error.replace("\t", " "), seconds=f"{seconds:.1f}")
+                rows.append(row)
+                f.write("\t".join(row[c] for c in COLUMNS) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+                print(f"{seed:6d} {target:12s} {result:8s} {seconds:6.1f}s {blocks[:70]}"
+                      + (f"\n       {error[:300]}" if result != "pass" else ""), flush=True)
+    summary = summarize(rows)
+    (args.out / f"{stem}-summary.txt").write_text(summary + "\n")
+    print(summary)
+    return 0 if all(r["result"] in ("pass", "refused", "skipped") for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
