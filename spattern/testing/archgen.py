@@ -73,17 +73,23 @@ def out_size(size: int, stride: int) -> int:
 
 
 class Residual(nn.Module):
-    """body(x) + skip(x): skip is identity (None) or a conv; `pre` acts on the body before the add (act-then-add),
-    `post` after it (add-then-act). The skip is created before the body: module order is not execution order."""
+    """body(x) + skip(x) (or skip(x) + body(x) with `skip_first`): skip is identity (None) or a conv; `pre` acts on
+    the body before the add (act-then-add), `post` after it (add-then-act). The skip is created before the body:
+    module order is not execution order."""
 
-    def __init__(self, body: nn.Module, skip: nn.Module | None, pre: nn.Module | None, post: nn.Module | None):
+    def __init__(self, body: nn.Module, skip: nn.Module | None, pre: nn.Module | None, post: nn.Module | None,
+                 skip_first: bool = False):
         super().__init__()
         self.skip = skip if skip is not None else nn.Identity()
         self.body = body
         self.pre = pre if pre is not None else nn.Identity()
         self.post = post if post is not None else nn.Identity()
+        self.skip_first = skip_first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.skip_first:
+            s = self.skip(x)
+            return self.post(s + self.pre(self.body(x)))
         return self.post(self.pre(self.body(x)) + self.skip(x))
 
 
@@ -199,7 +205,7 @@ class _Builder:
 
     # --- pieces ------------------------------------------------------------------------------------------------
     def act_name(self) -> str:
-        return self.rng.choice(ACTIVATIONS + ("relu", "relu"))
+        return self.rng.choice(ACTIVATIONS + ("relu",) * 4)  # half ReLU: the activation the kernels fuse
 
     def width(self) -> int:
         return self.rng.choice(WIDTHS)
@@ -299,12 +305,14 @@ class _Builder:
             skip = nn.Sequential(conv(s.c, cout, (1, 1), stride, bias=not skip_bn),
                                  *([nn.BatchNorm2d(cout)] if skip_bn else []))
         act = self.act_name()
-        order = r.choice(["addact", "addact", "actadd"])
-        pre, post = (None, activation(act)) if order == "addact" else (activation(act), None)
+        order = r.choice(["addact", "addact", "actadd", "add"])
+        pre, post = {"addact": (None, activation(act)), "actadd": (activation(act), None), "add": (None, None)}[order]
+        skip_first = r.random() < 0.4
         kind = "id" if skip is None else f"1x1s{stride}"
         self._halve(stride)
         s.c = cout
-        return Residual(nn.Sequential(a, b), skip, pre, post), f"res-{kind}-{order}({act})"
+        tag = f"res-{kind}-{order}" + ("-skipfirst" if skip_first else "") + (f"({act})" if order != "add" else "")
+        return Residual(nn.Sequential(a, b), skip, pre, post, skip_first), tag
 
     def inception(self) -> tuple[nn.Module, str]:
         """Branches 1x1 / 1x1->3x3 / 1x3->3x1 or 5x5 / 3x3 max pool->1x1 over one input, concatenated."""
@@ -384,7 +392,7 @@ class _Builder:
         """A 3x3 conv, then a max / avg / adaptive pool, then a 3x3 conv."""
         r, s = self.rng, self.shape
         c1 = self.width()
-        a, _ = self.chain(s.c, c1)
+        a, _ = self.chain(s.c, c1, act=r.choice(["draw", "draw", None]))
         kind = r.choice(["max2", "max3s2", "avg2", "avg3s1", "adaptive"]) if self.can_halve() else "avg3s1"
         if kind == "max2":
             p = nn.MaxPool2d(2)
@@ -448,7 +456,11 @@ class _Builder:
         no head (a dense prediction map)."""
         r, s = self.rng, self.shape
         n = r.randint(3, 10)
-        kind = r.choice(["gap-fc", "gap-fc", "flat-fc", "flat-mlp", "conv-gap", "map"])
+        kind = r.choice(["gap-fc", "gap-fc", "flat-fc", "flat-mlp", "conv-gap", "map", "flatten"])
+        if kind == "flatten" and s.c * s.h * s.w > 6144:
+            kind = "gap-fc"
+        if kind == "flatten":  # the feature map itself into a Linear
+            return nn.Sequential(nn.Flatten(), nn.Linear(s.c * s.h * s.w, n)), kind
         if kind == "gap-fc":
             return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(s.c, n)), kind
         if kind in ("flat-fc", "flat-mlp"):
