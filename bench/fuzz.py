@@ -16,8 +16,9 @@ Output, under --out:
 - at the end, a summary (per target: pass / refused / fail / timeout, and the distinct failures) printed and
   written to `fuzz-s{seed}-n{N}-summary.txt`.
 
-Each model runs in a forked child with a timeout (--timeout, default 240 s for all its targets), so one hang only
-marks that model "timeout" and the sweep goes on.
+Each model runs in a forked child with a timeout (--timeout, default 600 s for all its targets), so one hang only
+marks that model "timeout" and the sweep goes on. The children import spattern afresh from this tree, so run a long
+sweep from a copy of the tree (git archive) if you edit the tree meanwhile.
 """
 
 from __future__ import annotations
@@ -86,8 +87,8 @@ def _write_reproducer(folder: Path, case, failures: list[tuple[str, str]]) -> No
     (folder / "error.txt").write_text("\n".join(lines))
     targets = ",".join(t for t, _ in failures)
     (folder / "repro.sh").write_text(
-        f"# the generator is deterministic: this reruns model {case.gen.seed} alone\n"
-        f"cd {ROOT} && .venv/bin/python bench/fuzz.py --models 1 --seed {case.gen.seed} --targets {targets}\n")
+        f"# the generator is deterministic: from the repository root, this reruns model {case.gen.seed} alone\n"
+        f".venv/bin/python bench/fuzz.py --models 1 --seed {case.gen.seed} --targets {targets} --out /tmp/fuzz\n")
 
 
 def run_model(seed: int, targets: list[str], timeout: float, repro_dir: str | None):
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="first model's generator seed (models use seed..seed+N-1)")
     ap.add_argument("--targets", default="host", help="comma-separated targets (host, arm64-linux, vulkan, ...)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fuzz")
-    ap.add_argument("--timeout", type=float, default=240.0, help="seconds per model, all its targets together")
+    ap.add_argument("--timeout", type=float, default=600.0, help="seconds per model, all its targets together")
     ap.add_argument("--no-repro", action="store_true", help="do not keep failing models")
     args = ap.parse_args(argv)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]

@@ -3,7 +3,8 @@ default lowering, microkernels), run and compared with the pruned PyTorch model;
 (qemu) and a dozen on vulkan (lavapipe). Every model must match within 1e-4 x max |output|, or be refused with a
 spattern.errors exception that says why (judged by spattern.testing.corpus.judge; a CompileError or any other
 exception is a failure). Models alternate patterns-only and connectivity 0.5 pruning; every fifth is pruned by
-the real spattern.prune (a very short config), the others by random_plan_for in execution order.
+the real spattern.prune (a very short config), the others by random_plan_for in execution order; every sixth
+shares each pattern across a block of 8 filters (spattern.testing.corpus.default_choice).
 
 The longer sweep over the same generator is bench/fuzz.py. Seeds that once failed there are pinned below with the
 bug they found, so each fix keeps a regression test.

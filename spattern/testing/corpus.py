@@ -31,6 +31,7 @@ class PrunedCase:
     gen: GeneratedModel
     mode: str  # "patterns" or "c0.5"
     pruner: str  # "random" (spattern.testing.random_plan_for) or "prune" (spattern.prune, a very short config)
+    filter_block: int
     model: nn.Module
     plan: object
     x: torch.Tensor
@@ -38,7 +39,7 @@ class PrunedCase:
 
     @property
     def label(self) -> str:
-        return f"{self.mode}/{self.pruner}"
+        return f"{self.mode}/{self.pruner}" + (f"/fb{self.filter_block}" if self.filter_block != 1 else "")
 
 
 @dataclass
@@ -50,36 +51,39 @@ class Outcome:
     bound: float | None = None
 
 
-def fast_prune_config(connectivity: float):
+def fast_prune_config(connectivity: float, filter_block: int = 1):
     """A very short spattern.prune config (seconds on a small model; the numbers matter, not the accuracy)."""
     from ..pruning.config import LayerRule, PruneConfig
 
-    return PruneConfig(default=LayerRule(connectivity=connectivity), num_samples=8, synth_steps=3, positions=256,
-                       admm_iters=3, distill_steps=0)
+    return PruneConfig(default=LayerRule(connectivity=connectivity, filter_block=filter_block), num_samples=8,
+                       synth_steps=3, positions=256, admm_iters=3, distill_steps=0)
 
 
-def default_choice(seed: int) -> tuple[str, str]:
-    """(mode, pruner) of a seed: modes alternate; every fifth model goes through the real spattern.prune."""
-    return PRUNE_MODES[seed % 2], "prune" if seed % 5 == 0 else "random"
+def default_choice(seed: int) -> tuple[str, str, int]:
+    """(mode, pruner, filter block) of a seed: modes alternate; every fifth model goes through the real
+    spattern.prune; every sixth shares a pattern across 8 filters (the portable path's blocks, partial ones at
+    odd widths)."""
+    return PRUNE_MODES[seed % 2], "prune" if seed % 5 == 0 else "random", 8 if seed % 6 == 5 else 1
 
 
-def prepare(seed: int, mode: str | None = None, pruner: str | None = None) -> PrunedCase:
+def prepare(seed: int, mode: str | None = None, pruner: str | None = None,
+            filter_block: int | None = None) -> PrunedCase:
     """The generated model of `seed`, pruned, with its input and the pruned PyTorch model's output."""
     gen = generate(seed)
-    d_mode, d_pruner = default_choice(seed)
-    mode, pruner = mode or d_mode, pruner or d_pruner
+    d_mode, d_pruner, d_block = default_choice(seed)
+    mode, pruner, block = mode or d_mode, pruner or d_pruner, filter_block or d_block
     connectivity = 0.5 if mode == "c0.5" else 0.0
     x = gen.example_input()
     if pruner == "prune":
         from ..api import prune
 
-        res = prune(gen.model, x, config=fast_prune_config(connectivity), seed=seed, progress=False)
+        res = prune(gen.model, x, config=fast_prune_config(connectivity, block), seed=seed, progress=False)
         model, plan = res.model, res.plan
     else:
-        model, plan = random_plan_for(gen.model, 1, connectivity, seed=seed, example_input=x)
+        model, plan = random_plan_for(gen.model, block, connectivity, seed=seed, example_input=x)
     with torch.no_grad():
         ref = model(x).numpy()
-    return PrunedCase(gen, mode, pruner, model.eval(), plan, x, ref)
+    return PrunedCase(gen, mode, pruner, block, model.eval(), plan, x, ref)
 
 
 def compile_case(case: PrunedCase, target: str):
