@@ -48,18 +48,19 @@ def _child(seed: int, targets: list[str], conn, repro_dir: str | None) -> None:
 
     torch.set_num_threads(1)
     from spattern.runtime.runners import target_availability
-    from spattern.testing.corpus import Outcome, prepare, run_case
+    from spattern.testing.archgen import generate
+    from spattern.testing.corpus import Outcome, default_choice, prepare, run_case
 
     t0 = time.perf_counter()
     try:
+        mode, pruner, block = default_choice(seed)
+        conn.send(("meta", f"{mode}/{pruner}" + (f"/fb{block}" if block != 1 else ""), generate(seed).description))
         case = prepare(seed)
     except Exception as e:  # noqa: BLE001 -- generation or pruning failing is a finding too
-        conn.send(("meta", "?", "?"))
         for t in targets:
             conn.send((t, "fail", f"prepare: {type(e).__name__}: {_one_line(str(e))}", time.perf_counter() - t0))
         conn.send("done")
         return
-    conn.send(("meta", case.label, case.gen.description))
     failures = []
     for target in targets:
         a = target_availability(target)
