@@ -124,9 +124,13 @@ def test_random_plan_lists_layers_in_execution_order_given_an_input():
     x = torch.randn(1, 3, 16, 16)
     _, plan = random_plan_for(model, 1, 0.5, seed=0, example_input=x)
     assert [lp.name for lp in plan.layers] == ["early", "late"]
-    _, by_module = random_plan_for(model, 1, 0.5, seed=0)
-    assert [lp.name for lp in by_module.layers] == ["late", "early"]
     import spattern
+    from spattern.errors import PlanError
+
+    pruned_by_module, by_module = random_plan_for(model, 1, 0.5, seed=0)
+    assert [lp.name for lp in by_module.layers] == ["late", "early"]
+    with pytest.raises(PlanError, match="execution order"):  # what the corpus met before the fix
+        spattern.compile(pruned_by_module, x, target="host", plan=by_module)
 
     pruned, plan = random_plan_for(model, 1, 0.5, seed=0, example_input=x)
     compiled = spattern.compile(pruned, x, target="host", plan=plan)
