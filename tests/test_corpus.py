@@ -26,6 +26,8 @@ from test_targets import require
 REGRESSION_SEEDS = {
     224: "cbr2(relu) -> res-1x1s1-add: a pattern conv's output read by the 1x1 skip kernel that fused the add, "
          "TypeError in lower-to-microkernels (fixed on branch passfix, c48b92f)",
+    1020: "unet with its decoder declared first, pruned by spattern.prune: synthetic images matched BatchNorm "
+          "statistics by module order, a size mismatch in bn_matched_inputs (tests/test_synthetic_bn_order.py)",
 }
 HOST_SEEDS = list(range(40)) + sorted(REGRESSION_SEEDS)
 ARM64_SEEDS = HOST_SEEDS[0::3][:12]

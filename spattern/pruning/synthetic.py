@@ -131,13 +131,17 @@ def bn_matched_inputs(model: nn.Module, shape: tuple[int, int, int], n: int = 25
     params = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
         p.requires_grad_(False)
-    stats: list[tuple[torch.Tensor, torch.Tensor]] = []
+    # (BatchNorm index, batch mean, batch var) per call: a model may create its BatchNorms in another order than
+    # it calls them, so each call is matched to its own layer's statistics, not by position.
+    stats: list[tuple[int, torch.Tensor, torch.Tensor]] = []
 
-    def hook(mod: nn.BatchNorm2d, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        x = inp[0].float()
-        stats.append((x.mean(dim=(0, 2, 3)), x.var(dim=(0, 2, 3), unbiased=False)))
+    def hook_for(i: int) -> Callable[..., None]:
+        def hook(mod: nn.BatchNorm2d, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+            x = inp[0].float()
+            stats.append((i, x.mean(dim=(0, 2, 3)), x.var(dim=(0, 2, 3), unbiased=False)))
+        return hook
 
-    handles = [m.register_forward_hook(hook) for m in bns]
+    handles = [m.register_forward_hook(hook_for(i)) for i, m in enumerate(bns)]
     refs = [(m.running_mean.detach().clone(), m.running_var.detach().clone()) for m in bns]
     gen = torch.Generator().manual_seed(seed)
     out = []
@@ -158,7 +162,8 @@ def bn_matched_inputs(model: nn.Module, shape: tuple[int, int, int], n: int = 25
                 if targets is None and logits.dim() == 2:
                     targets = (torch.arange(nb) + b * batch) % logits.shape[1]
                 loss = tv_weight * _tv(x) * x.shape[-1] ** 2 / 1024 + l2_weight * x.pow(2).mean()
-                for (mu, var), (rm, rv) in zip(stats, refs):
+                for i, mu, var in stats:
+                    rm, rv = refs[i]
                     loss = loss + torch.norm(mu - rm) / (torch.norm(rm) + 1e-3 * math.sqrt(rm.numel()) + 1e-8) \
                         + torch.norm(var - rv) / (torch.norm(rv) + 1e-8)
                 if targets is not None and (logit_weight > 0 or not bns):
