@@ -58,32 +58,29 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 def zoo_model_with_weights(zoo: str, weights: Path | None, num_classes: int, image_size: int) -> torch.nn.Module:
     model = models.build(zoo, num_classes=num_classes, image_size=image_size, seed=0 if weights is None else None)
     if weights is not None:
-        state = load_state_dict(weights)
-        problem = describe_state_dict_mismatch(model.state_dict(), state, num_classes)
-        if problem is None:
-            try:
-                model.load_state_dict(state)
-            except RuntimeError as e:
-                problem = str(e).strip().splitlines()[0]
-        if problem is not None:
-            raise ModelLoadError(f"the weights in {weights} do not fit zoo model {zoo!r} "
-                                 f"(num_classes={num_classes}, image_size={image_size}): {problem}")
+        _load_weights(model, weights, num_classes,
+                      f"zoo model {zoo!r} (num_classes={num_classes}, image_size={image_size})")
     return model.eval()
+
+
+def _load_weights(model: torch.nn.Module, weights: Path, num_classes: int | None, what: str) -> None:
+    """Load a state dict into `model`, or say in one line why it does not fit (`what` names the architecture)."""
+    state = load_state_dict(weights)
+    problem = describe_state_dict_mismatch(model.state_dict(), state, num_classes)
+    if problem is None:
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            problem = str(e).strip().splitlines()[0]
+    if problem is not None:
+        raise ModelLoadError(f"the weights in {weights} do not fit {what}: {problem}")
 
 
 def user_model_with_weights(source: ModelSource, weights: Path | None) -> torch.nn.Module:
     """The user's architecture from their own file, with the weights loaded (or as their code built it)."""
     model = build_model_from_source(source)
     if weights is not None:
-        state = load_state_dict(weights)
-        problem = describe_state_dict_mismatch(model.state_dict(), state, num_classes=None)
-        if problem is None:
-            try:
-                model.load_state_dict(state)
-            except RuntimeError as e:
-                problem = str(e).strip().splitlines()[0]
-        if problem is not None:
-            raise ModelLoadError(f"the weights in {weights} do not fit {source.name} from {source.file}: {problem}")
+        _load_weights(model, weights, None, f"{source.name} from {source.file}")
     return model.eval()
 
 

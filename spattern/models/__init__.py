@@ -48,22 +48,29 @@ def build(name: str, num_classes: int = 1000, image_size: int = 224, width: floa
         torch.manual_seed(seed)
     model = ZOO[name](num_classes=num_classes, image_size=image_size, width=width)
     if seed is not None:
-        gen = torch.Generator().manual_seed(seed)
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                with torch.no_grad():
-                    m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-                    m.running_var.copy_(torch.rand(m.num_features, generator=gen) * 0.5 + 0.75)
-                    m.weight.copy_(torch.rand(m.num_features, generator=gen) * 0.5 + 0.75)
-                    m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+        randomize_batchnorm(model, seed)
     return model.eval()
+
+
+def randomize_batchnorm(model: nn.Module, seed: int) -> None:
+    """Seeded, non-trivial running statistics and affine parameters for every BatchNorm2d (means ~0.1, variances
+    0.75-1.25), so that folding and numerics tests see realistic values, not 0 and 1."""
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            with torch.no_grad():
+                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) * 0.5 + 0.75)
+                m.weight.copy_(torch.rand(m.num_features, generator=gen) * 0.5 + 0.75)
+                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
 
 
 def input_shape(image_size: int, batch: int = 1) -> tuple[int, int, int, int]:
     return (batch, 3, image_size, image_size)
 
 
-__all__ = ["ZOO", "build", "input_shape", "VGG", "ResNet", "MobileNetV2", "vgg16_bn", "vgg_small", "resnet18",
+__all__ = ["ZOO", "build", "randomize_batchnorm", "input_shape", "VGG", "ResNet", "MobileNetV2", "vgg16_bn",
+           "vgg_small", "resnet18",
            "resnet50", "mobilenet_v2", "resnext50_32x4d", "densenet121", "googlenet", "squeezenet1_1",
            "mobilenet_v3_small", "efficientnet_b0", "unet_small", "cspdarknet_small", "DenseNet", "GoogLeNet",
            "SqueezeNet", "MobileNetV3", "EfficientNet", "UNet", "CSPDarknet"]

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models import randomize_batchnorm
+
 ACTIVATIONS = ("relu", "relu6", "leaky", "silu", "gelu", "hswish")
 WIDTHS = (8, 8, 12, 16, 16, 16, 24, 24, 32, 7, 13)  # narrow, with odd widths now and then
 
@@ -480,17 +482,6 @@ class _Builder:
         return nn.Conv2d(s.c, n, 1), kind
 
 
-def _randomize_batchnorm(model: nn.Module, seed: int) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            with torch.no_grad():
-                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) * 0.5 + 0.75)
-                m.weight.copy_(torch.rand(m.num_features, generator=gen) * 0.5 + 0.75)
-                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-
-
 def generate(seed: int) -> GeneratedModel:
     """The model of `seed`: deterministic architecture, weights, BatchNorm statistics and input shape."""
     rng = random.Random(seed)
@@ -514,5 +505,5 @@ def generate(seed: int) -> GeneratedModel:
     head, head_tag = builder.head()
     tags.append(head_tag)
     model = Net(stem, blocks, head)
-    _randomize_batchnorm(model, seed)
+    randomize_batchnorm(model, seed)
     return GeneratedModel(seed=seed, model=model.eval(), input_shape=(batch, channels, h, w), blocks=tags)
