@@ -10,10 +10,12 @@ error <= 1e-4 x max |output|), refused (a spattern.errors exception on purpose) 
 
 Output, under --out:
 - `fuzz-s{seed}-n{N}.tsv`: one row per (model, target), flushed as it is written, so a killed sweep leaves its table
-  (seed, mode, blocks, target, result, error, seconds);
+  (seed, mode, blocks, target, result, error, seconds, fallbacks: the compile's layers off the fast path, as
+  path:reason=count separated by ';');
 - `repro/s{model_seed}/`: per failing model, error.txt (every failing target's error), plan.json and
   model.safetensors (the pruned model), and repro.sh, the one line that reruns that model alone;
-- at the end, a summary (per target: pass / refused / fail / timeout, and the distinct failures) printed and
+- at the end, a summary (per target: pass / refused / fail / timeout, the fallback counts per path and reason,
+  and the distinct failures) printed and
   written to `fuzz-s{seed}-n{N}-summary.txt`.
 
 Each model runs in a forked child with a timeout (--timeout, default 600 s for all its targets), so one hang only
@@ -35,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-COLUMNS = ("seed", "mode", "blocks", "target", "result", "error", "seconds")
+COLUMNS = ("seed", "mode", "blocks", "target", "result", "error", "seconds", "fallbacks")
 
 
 def _one_line(text: str, limit: int = 400) -> str:
@@ -43,7 +45,8 @@ def _one_line(text: str, limit: int = 400) -> str:
 
 
 def _child(seed: int, targets: list[str], conn, repro_dir: str | None) -> None:
-    """Runs one model on every target, sending (target, result, error, seconds) per target, then "done"."""
+    """Runs one model on every target, sending (target, result, error, seconds, fallbacks) per target, then
+    "done"."""
     import torch
 
     torch.set_num_threads(1)
@@ -58,17 +61,18 @@ def _child(seed: int, targets: list[str], conn, repro_dir: str | None) -> None:
         case = prepare(seed)
     except Exception as e:  # noqa: BLE001 -- generation or pruning failing is a finding too
         for t in targets:
-            conn.send((t, "fail", f"prepare: {type(e).__name__}: {_one_line(str(e))}", time.perf_counter() - t0))
+            conn.send((t, "fail", f"prepare: {type(e).__name__}: {_one_line(str(e))}", time.perf_counter() - t0,
+                       ""))
         conn.send("done")
         return
     failures = []
     for target in targets:
         a = target_availability(target)
         if not a.runs_here:
-            conn.send((target, "skipped", _one_line(a.reason), 0.0))
+            conn.send((target, "skipped", _one_line(a.reason), 0.0, ""))
             continue
         o: Outcome = run_case(case, target)
-        conn.send((target, o.result, _one_line(o.error), o.seconds))
+        conn.send((target, o.result, _one_line(o.error), o.seconds, _fallback_text(o.fallbacks)))
         if o.result == "fail":
             failures.append((target, o.error))
     if failures and repro_dir:
@@ -93,7 +97,8 @@ def _write_reproducer(folder: Path, case, failures: list[tuple[str, str]]) -> No
 
 
 def run_model(seed: int, targets: list[str], timeout: float, repro_dir: str | None):
-    """Yields (mode, blocks, target, result, error, seconds) rows for one model, in a child with a timeout."""
+    """Yields (mode, blocks, target, result, error, seconds, fallbacks) rows for one model, in a child with a
+    timeout."""
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(seed, targets, child, repro_dir), daemon=True)
@@ -128,7 +133,13 @@ def run_model(seed: int, targets: list[str], timeout: float, repro_dir: str | No
             what = "timeout" if proc.exitcode in (None, -9) and time.monotonic() >= deadline else "fail"
             why = f"no result within the model's {timeout:.0f} s" if what == "timeout" else \
                 f"the child died (exit code {proc.exitcode})"
-            yield (mode, blocks, target, what, why, time.perf_counter() - t_last)
+            yield (mode, blocks, target, what, why, time.perf_counter() - t_last, "")
+
+
+def _fallback_text(counts: dict | None) -> str:
+    """{path: {reason: n}} as "path:reason=n;..." for one table cell."""
+    return ";".join(f"{path}:{reason}={n}" for path, reasons in (counts or {}).items()
+                    for reason, n in reasons.items()).replace("\t", " ")
 
 
 def _signature(error: str) -> str:
@@ -151,6 +162,14 @@ def summarize(rows: list[dict[str, str]]) -> str:
     for target, c in per_target.items():
         out.append(f"  {target:12s} " + "  ".join(f"{k} {c[k]}" for k in ("pass", "refused", "fail", "timeout",
                                                                              "skipped") if c[k]))
+    fallbacks: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for r in rows:
+        for item in filter(None, r.get("fallbacks", "").split(";")):
+            key, _, n = item.rpartition("=")
+            fallbacks[r["target"]][key] += int(n)
+    for target, c in fallbacks.items():
+        out.append(f"  fallbacks on {target} (layers; path:reason):")
+        out += [f"    {n:5d}  {key}" for key, n in c.most_common()]
     out.append(f"distinct non-passes: {len(distinct)}")
     for (result, sig), where in sorted(distinct.items(), key=lambda kv: -len(kv[1])):
         out.append(f"  [{result}] x{len(where)} ({', '.join(where[:6])}{' ...' if len(where) > 6 else ''}): {sig}")
@@ -177,9 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         f.flush()
         for i in range(args.models):
             seed = args.seed + i
-            for mode, blocks, target, result, error, seconds in run_model(seed, targets, args.timeout, repro):
+            for mode, blocks, target, result, error, seconds, fallbacks in run_model(seed, targets, args.timeout,
+                                                                                      repro):
                 row = dict(seed=str(seed), mode=mode, blocks=blocks, target=target, result=result,
-                           error=error.replace("\t", " "), seconds=f"{seconds:.1f}")
+                           error=error.replace("\t", " "), seconds=f"{seconds:.1f}", fallbacks=fallbacks)
                 rows.append(row)
                 f.write("\t".join(row[c] for c in COLUMNS) + "\n")
                 f.flush()

@@ -49,6 +49,7 @@ class Outcome:
     seconds: float
     max_err: float | None = None
     bound: float | None = None
+    fallbacks: dict | None = None  # the compile's info["fallback_counts"]: {path: {reason: count}}
 
 
 def fast_prune_config(connectivity: float, filter_block: int = 1):
@@ -118,10 +119,15 @@ def judge(case: PrunedCase, run) -> Outcome:
 
 
 def run_case(case: PrunedCase, target: str) -> Outcome:
-    """Compile `case` for `target` once, run it once, judge it."""
+    """Compile `case` for `target` once, run it once, judge it; the outcome carries the compile's fallbacks."""
+    info: dict = {}
+
     def run() -> np.ndarray:
         compiled = compile_case(case, target)
+        info.update(compiled.info)
         (out,) = compiled.run(case.x.numpy())
         return out
 
-    return judge(case, run)
+    outcome = judge(case, run)
+    outcome.fallbacks = info.get("fallback_counts")
+    return outcome
