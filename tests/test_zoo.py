@@ -113,8 +113,9 @@ def test_random_plan_follows_execution_order(name):
     assert (not planned) == (name in NOTHING_PRUNABLE or name == "mobilenet_v2")
 
 
-# The two deepest nets (58 and 19 pattern layers, the costliest compiles) run each variant and each lowering once,
-# not every pair: patterns on the default lowering, half the kernels removed on the portable one.
+# The two deepest nets (58 and 19 pattern layers) are the costliest compiles by far (minutes each on CI's 2 cores):
+# they run one case each here, patterns on the default lowering; their dense and portable numerics are in
+# bench/zoo_numerics.py. (Cut to keep CI inside its time; a shallower test form would bring the rest back.)
 DIAGONAL_ONLY = {"densenet121", "googlenet"}
 
 
@@ -122,11 +123,12 @@ def _cases() -> list[tuple[str, str, str]]:
     """(model, variant, lowering): each compile once."""
     cases = []
     for name in NEW:
+        if name in DIAGONAL_ONLY:
+            cases.append((name, "patterns", "auto"))
+            continue
         cases.append((name, "dense", "host"))
         if name in NOTHING_PRUNABLE:
             cases += [(name, "pruned", lowering) for lowering in ("auto", "linalg")]
-        elif name in DIAGONAL_ONLY:
-            cases += [(name, "patterns", "auto"), (name, "c0.5", "linalg")]
         else:
             cases += [(name, v, lowering) for v in ("patterns", "c0.5") for lowering in ("auto", "linalg")]
     cases += [("vgg_small", v, lowering) for v in ("patterns", "c0.5") for lowering in ("auto", "linalg")]
