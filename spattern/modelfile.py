@@ -210,7 +210,7 @@ def _load_exported_program(path: Path) -> torch.export.ExportedProgram:
 
 def _load_pruned_folder(folder: Path) -> LoadedModel:
     from .pruning import load_pruned
-    from .pruning.plan import PLAN_FILE
+    from .plan import PLAN_FILE
 
     if not (folder / PLAN_FILE).exists():
         raise ModelLoadError(f"{folder} is not a folder written by `spattern prune` (no {PLAN_FILE})")

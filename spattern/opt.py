@@ -18,7 +18,7 @@ from torch_mlir import ir
 
 from .dialect.sparse_pattern import load_dialect, verify_module
 from .errors import SpatternError
-from .pruning.plan import PatternPlan
+from .plan import PatternPlan
 
 
 def _read_module(path: str, context: ir.Context) -> ir.Module:

@@ -565,7 +565,7 @@ def report_command(model: Path | None = None, zoo: str | None = None, plan: Path
     from rich.console import Console
 
     from .modelfile import load_model
-    from .pruning.plan import PatternPlan
+    from .plan import PatternPlan
 
     console = console or Console()
     loaded = load_model(model, zoo=zoo, num_classes=num_classes,

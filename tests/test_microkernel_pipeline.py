@@ -18,7 +18,7 @@ from torch import nn
 import spattern
 from spattern.passes.dense_3x3_to_patterns import DECOMPOSITION, decompose
 from spattern.patterns import all_masks, candidate_id
-from spattern.pruning.plan import PatternPlan
+from spattern.plan import PatternPlan
 from spattern.testing import random_plan_for
 from conftest import assert_close_to_torch, require_microkernels
 

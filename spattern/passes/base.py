@@ -10,7 +10,7 @@ from torch_mlir import ir
 
 from ..dialect.sparse_pattern import ops_named  # noqa: F401 (re-exported for the passes)
 from ..errors import CompileError
-from ..pruning.plan import PatternPlan
+from ..plan import PatternPlan
 
 
 @dataclass(frozen=True)

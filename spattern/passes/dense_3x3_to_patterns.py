@@ -32,7 +32,7 @@ import numpy as np
 from torch_mlir import ir
 
 from ..patterns import candidate_id
-from ..pruning.plan import LayerPlan
+from ..plan import LayerPlan
 from .base import PassContext, erase_dead, ops_named
 from .import_patterns import DenseConv, dense_conv, initial_bias, rewrite_as_pattern_conv
 

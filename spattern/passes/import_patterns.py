@@ -26,7 +26,7 @@ from torch_mlir import ir
 from ..dialect import constants
 from ..dialect.sparse_pattern import Conv2dOp, i8_elements, i32_elements, i64_array, library_taps, load_dialect
 from ..errors import PlanError
-from ..pruning.plan import LayerPlan
+from ..plan import LayerPlan
 from .base import PassContext, as_op, erase_dead, f32_constant, ops_named, users
 
 _PER_CHANNEL_MAPS = ("affine_map<(d0, d1, d2, d3) -> (d1, 0, 0)>", "affine_map<(d0, d1, d2, d3) -> (0, d1, 0, 0)>")

@@ -16,7 +16,7 @@ from torch_mlir import ir
 from ..dialect.sparse_pattern import verify_module
 from ..errors import CompileError, PlanError
 from ..fileio import atomic_write_text
-from ..pruning.plan import PatternPlan
+from ..plan import PatternPlan
 from .base import Pass, PassContext
 from .export import module_to_text
 from .compact_weights import CompactWeights

@@ -11,7 +11,7 @@ from .apply import apply_plan, execution_order, plan_masks
 from .config import LayerRule, PruneConfig
 from .finetune import finetune
 from .library import project, select_library, validate_library
-from .plan import LayerPlan, PatternPlan
+from ..plan import LayerPlan, PatternPlan
 from .prune import PruneResult, load_pruned, prune, save_pruned
 from .synthetic import bn_matched_inputs, gaussian_inputs
 

@@ -11,7 +11,7 @@ from torch import nn
 from ..errors import ConfigError, PlanError
 from .config import LayerRule, PruneConfig
 from .library import Structure, is_prunable_conv
-from .plan import LayerPlan, PatternPlan
+from ..plan import LayerPlan, PatternPlan
 
 
 @dataclass

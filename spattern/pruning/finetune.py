@@ -12,7 +12,7 @@ from torch import nn
 from ..errors import ConfigError
 from .apply import apply_plan, plan_masks
 from .distill import enforce_masks, register_mask_hooks
-from .plan import PatternPlan
+from ..plan import PatternPlan
 
 
 def finetune(model: nn.Module, plan: PatternPlan, loader: Iterable, epochs: int = 1, lr: float = 1e-2,

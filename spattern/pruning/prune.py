@@ -28,7 +28,7 @@ from .apply import Target, layer_plan, select_targets
 from .config import PruneConfig
 from .distill import distill, divergence, enforce_masks, keep_if_better, logits_of, recalibrate_bn
 from .library import select_library
-from .plan import PatternPlan
+from ..plan import PatternPlan
 from .precision import channels_last, resolve_precision
 from .progress import Progress, estimate_prune_seconds, format_seconds, layerwise_flops, matmul_flops_per_second
 from .synthetic import SYNTH_BATCH, bn_matched_inputs, gaussian_inputs, synthesis_steps

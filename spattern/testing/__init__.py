@@ -11,7 +11,7 @@ from torch import nn
 
 from .. import patterns
 from ..pruning.apply import execution_order
-from ..pruning.plan import LayerPlan, PatternPlan
+from ..plan import LayerPlan, PatternPlan
 
 
 def prunable_convs(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:

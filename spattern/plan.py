@@ -19,9 +19,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .. import patterns
-from ..errors import PlanError
-from ..fileio import atomic_write_text
+from . import patterns
+from .errors import PlanError
+from .fileio import atomic_write_text
 
 PLAN_FILE = "plan.json"
 FORMAT_VERSION = 1
