@@ -34,7 +34,7 @@ def matmul_module(w: np.ndarray, h: int) -> str:
     from spattern.passes.conv_1x1_to_matmul import matmul_function_text
     from torch_mlir import ir
 
-    from spattern.runtime.microkernel_dispatch import dense_hex
+    from spattern.microkernels.microkernel_dispatch import dense_hex
 
     f, c = w.shape
     x_t, w_t, o_t = (f"tensor<1x{c}x{h}x{h}xf32>", f"tensor<{f}x{c}x1x1xf32>", f"tensor<1x{f}x{h}x{h}xf32>")
@@ -54,8 +54,8 @@ func.func @main(%x: {x_t}) -> {o_t} {{
 
 def kernel_module(w: np.ndarray, h: int) -> str:
     """The same conv as one call of the 1x1 kernel (what lower-1x1-to-microkernels emits)."""
-    from spattern.runtime.conv1x1_abi import KERNEL, pack_conv1x1
-    from spattern.runtime.microkernel_dispatch import MicrokernelCall, declaration_text, dense_hex
+    from spattern.microkernels.conv1x1_abi import KERNEL, pack_conv1x1
+    from spattern.microkernels.microkernel_dispatch import MicrokernelCall, declaration_text, dense_hex
 
     f, c = w.shape
     packed = pack_conv1x1(w, None, h, h)
@@ -75,7 +75,7 @@ tensor<{packed.table.size}xi32>) -> {o_t}
 
 def build(out_dir: Path, layers: list[tuple[int, int, int]]) -> list[dict]:
     from spattern.runtime.compiler import compile_bytecode
-    from spattern.runtime.microkernel_dispatch import materialize_microkernels, text_to_bytecode
+    from spattern.microkernels.microkernel_dispatch import materialize_microkernels, text_to_bytecode
 
     rng = np.random.default_rng(0)
     records = []

@@ -67,9 +67,9 @@ def build(out_dir: Path, layers: list | None = None) -> list[dict]:
     import iree.compiler as ic
 
     from spattern.patterns import all_masks
-    from spattern.runtime.microkernel_abi import pack_conv
-    from spattern.runtime.microkernel_dispatch import (materialize_microkernels, single_conv_module,
-                                                       text_to_bytecode)
+    from spattern.microkernels.microkernel_abi import pack_conv
+    from spattern.microkernels.microkernel_dispatch import (materialize_microkernels, single_conv_module,
+                                                            text_to_bytecode)
 
     rng = np.random.default_rng(0)
     records = []
@@ -172,8 +172,8 @@ def cpu_time(rounds: int, npat: int, layers: list | None = None) -> None:
     import torch
 
     from spattern.patterns import all_masks
-    from spattern.runtime.kernels import kernel_object
-    from spattern.runtime.microkernel_abi import pack_conv, pad_input
+    from spattern.microkernels.kernels import kernel_object
+    from spattern.microkernels.microkernel_abi import pack_conv, pad_input
 
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="spattern-mkbench-"))

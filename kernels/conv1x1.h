@@ -1,4 +1,4 @@
-/* ABI of the 1x1-conv microkernel, shared with spattern/runtime/microkernel_abi.py (keep the two in step).
+/* ABI of the 1x1-conv microkernel, shared with spattern/microkernels/microkernel_abi.py (keep the two in step).
  *
  * A stride-1, unpadded 1x1 convolution over one image in NCHW is a matrix product, out[F, P] = W[F, C] x X[C, P]
  * with P = H * W positions. One call computes one workgroup: a group of filter blocks over a panel of positions.

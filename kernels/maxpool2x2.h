@@ -1,4 +1,4 @@
-/* ABI of the 2x2 / stride-2 max-pool microkernel, shared with spattern/runtime/maxpool_abi.py (keep the two in step).
+/* ABI of the 2x2 / stride-2 max-pool microkernel, shared with spattern/microkernels/maxpool_abi.py (keep the two in step).
  *
  * One image in NCHW, [C, H, W] -> [C, H / 2, W / 2] (floor: an odd last row or column is dropped, as torch's
  * MaxPool2d(2) does). Same five buffers as the other kernels (each an MLIR memref<?xT> descriptor: base, aligned,

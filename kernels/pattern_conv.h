@@ -1,4 +1,4 @@
-/* ABI of the pattern-conv microkernel, shared with spattern/runtime/microkernel_abi.py (keep the two in step).
+/* ABI of the pattern-conv microkernel, shared with spattern/microkernels/microkernel_abi.py (keep the two in step).
  *
  * One call computes one workgroup: one image n, one group of spatial tiles, one chunk of <= SPK_CHUNK filters.
  * Buffers (each passed as an MLIR memref<?xT> descriptor: base, aligned, offset, size, stride):

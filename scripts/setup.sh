@@ -78,6 +78,6 @@ fi
 
 # 4. Pattern microkernels -----------------------------------------------------------------------------------
 if [[ -f CMakeLists.txt ]] && command -v cmake >/dev/null && command -v clang >/dev/null; then
-  .venv/bin/python -m spattern.runtime.build_kernels --quiet
+  .venv/bin/python -m spattern.microkernels.build_kernels --quiet
 fi
 log "done"

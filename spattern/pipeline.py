@@ -62,7 +62,7 @@ def resolve_lowering(state: PipelineState) -> str:
 
 def _microkernels_available(target: Target) -> bool:
     from .errors import ToolUnavailableError
-    from .runtime.kernels import kernel_object
+    from .microkernels.kernels import kernel_object
 
     try:
         kernel_object(target.name)
@@ -97,7 +97,7 @@ def _stage_passes(state: PipelineState) -> None:
 def _stage_finalize(state: PipelineState) -> None:
     state.bytecode = module_to_bytecode(state.module)
     if state.info.get("lowering") == "microkernels":
-        from .runtime.microkernel_dispatch import materialize_microkernels
+        from .microkernels.microkernel_dispatch import materialize_microkernels
 
         state.bytecode = materialize_microkernels(state.bytecode, state.target.name)
     if state.dump_dir is not None and state.info.get("lowering") == "microkernels":

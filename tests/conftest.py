@@ -20,7 +20,7 @@ def assert_close_to_torch(got: np.ndarray, ref: np.ndarray, rel: float = 1e-4) -
 
 def require_microkernels(target: str = "x86_64") -> None:
     """Skips the calling test when the pattern microkernel objects are not built (any missing-build reason)."""
-    from spattern.runtime import kernels
+    from spattern.microkernels import kernels
 
     try:
         kernels.kernel_object(target)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from spattern.errors import ConfigError
-from spattern.runtime import kernels
-from spattern.runtime.conv1x1_abi import (BLOCK, FBLOCK, H, VBLOCK_MAX, choose_layout, filter_layout,
-                                          pack_conv1x1, reference, run_conv1x1, split_work, split_work_filters,
-                                          vector_block)
-from spattern.runtime.microkernel_abi import DEFAULT_WORKGROUPS, consumer_pads
+from spattern.microkernels import kernels
+from spattern.microkernels.conv1x1_abi import (BLOCK, FBLOCK, H, VBLOCK_MAX, choose_layout, filter_layout,
+                                               pack_conv1x1, reference, run_conv1x1, split_work, split_work_filters,
+                                               vector_block)
+from spattern.microkernels.microkernel_abi import DEFAULT_WORKGROUPS, consumer_pads
 from conftest import require_microkernels
 from test_microkernels import _c_array, neon_object_or_skip, run_neon_case
 

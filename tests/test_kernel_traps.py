@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spattern.runtime import conv1x1_abi, kernels, maxpool_abi
-from spattern.runtime.microkernel_abi import H, KernelLibrary, pack_conv, pad_input
+from spattern.microkernels import conv1x1_abi, kernels, maxpool_abi
+from spattern.microkernels.microkernel_abi import H, KernelLibrary, pack_conv, pad_input
 from conftest import require_microkernels
 from test_microkernels import _QEMU_HARNESS, _c_array, neon_object_or_skip, random_layer
 
@@ -255,7 +255,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _find_pattern_header(vmfb: bytes, c: int, f: int) -> int:
     """The byte offset of the packed table of the pattern conv C -> F in a module: IREE stores the table constant
     as is, so its header is the magic followed by the slots pack_conv wrote (TILE and CHUNK checked too)."""
-    from spattern.runtime.microkernel_abi import ABI_MAGIC, CHUNK, TILE
+    from spattern.microkernels.microkernel_abi import ABI_MAGIC, CHUNK, TILE
 
     at = vmfb.find(ABI_MAGIC.to_bytes(4, "little"))
     while at >= 0:

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from spattern.errors import ConfigError
-from spattern.runtime import kernels
-from spattern.runtime.maxpool_abi import H, pack_maxpool, reference, run_maxpool
-from spattern.runtime.microkernel_abi import consumer_pads
+from spattern.microkernels import kernels
+from spattern.microkernels.maxpool_abi import H, pack_maxpool, reference, run_maxpool
+from spattern.microkernels.microkernel_abi import consumer_pads
 from conftest import require_microkernels
 from test_microkernels import _c_array, neon_object_or_skip, run_neon_case
 

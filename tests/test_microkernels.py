@@ -12,8 +12,8 @@ import torch
 
 from spattern.errors import ConfigError, PlanError
 from spattern.patterns import all_masks
-from spattern.runtime import kernels
-from spattern.runtime.microkernel_abi import H, KernelLibrary, consumer_pads, pack_conv, pad_input
+from spattern.microkernels import kernels
+from spattern.microkernels.microkernel_abi import H, KernelLibrary, consumer_pads, pack_conv, pad_input
 from conftest import require_microkernels  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

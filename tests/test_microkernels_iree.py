@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from spattern.runtime import kernels
-from spattern.runtime.microkernel_abi import pack_conv
-from spattern.runtime.microkernel_dispatch import (materialize_microkernels, single_conv_module,
-                                                   text_to_bytecode)
+from spattern.microkernels import kernels
+from spattern.microkernels.microkernel_abi import pack_conv
+from spattern.microkernels.microkernel_dispatch import (materialize_microkernels, single_conv_module,
+                                                        text_to_bytecode)
 from tests.test_microkernels import random_layer
 from conftest import require_microkernels  # noqa: E402
 

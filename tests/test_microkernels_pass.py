@@ -19,8 +19,8 @@ from spattern.dialect.sparse_pattern import load_dialect  # noqa: E402
 from spattern.passes.base import PassContext  # noqa: E402
 from spattern.passes.lower_to_microkernels import LowerToMicrokernels  # noqa: E402
 from spattern.passes.pipeline import OPTIMIZE, make_pass  # noqa: E402
-from spattern.runtime import kernels  # noqa: E402
-from spattern.runtime.microkernel_dispatch import MICROKERNEL_ATTR, materialize_microkernels  # noqa: E402
+from spattern.microkernels import kernels  # noqa: E402
+from spattern.microkernels.microkernel_dispatch import MICROKERNEL_ATTR, materialize_microkernels  # noqa: E402
 from conftest import require_microkernels  # noqa: E402
 
 

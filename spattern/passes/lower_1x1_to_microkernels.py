@@ -8,7 +8,7 @@ weight a constant and its init a per-filter constant: the conv's bias) and what 
 - a ReLU, a residual add, or a residual add then a ReLU (lower-to-microkernels' `find_epilogue`),
 into `func.call @spattern_mk_<n>(%x, %weights, %table[, %residual])`, where `%weights` (the weights packed in
 blocks of 8 filters, then the bias) and `%table` (the header) are constants packed by
-`spattern.runtime.conv1x1_abi`. When the result's only user is a pattern conv that lower-to-microkernels lowers,
+`spattern.microkernels.conv1x1_abi`. When the result's only user is a pattern conv that lower-to-microkernels lowers,
 the call writes that conv's padded input, zeros included, as the pattern kernel's padded outputs do (marked
 `spattern.padded_output`: the conv reads it with no pad copy). The private declaration carries
 `spattern.microkernel = {workgroups = ..., kernel = "conv1x1"}`: `materialize_microkernels` gives it a custom
@@ -34,7 +34,7 @@ import numpy as np
 from torch_mlir import ir
 
 from ..dialect import constants
-from ..runtime.conv1x1_abi import KERNEL, pack_conv1x1
+from ..microkernels.conv1x1_abi import KERNEL, pack_conv1x1
 from .base import PassContext, erase_dead, module_symbols, ops_named, users
 from .conv_1x1_to_matmul import CALLEE_PREFIX as MATMUL_PREFIX
 from .import_patterns import fold_affine_chain, initial_bias

@@ -5,7 +5,7 @@ Rewrites what torch-mlir makes of a batch-1 Linear,
 `linalg.matmul(x: [1, K], W^T: [K, N], zeros: [1, N])` (W^T a constant, as a rule `linalg.transpose` of the
 [N, K] weight), the bias add after it (a constant [N] or [1, N] added along the outputs) and a ReLU after that,
 into `collapse(call @spattern_mk_<n>(expand(x) [1, K, 1, 1], %weights, %table)) : [1, N]`, the weights and bias
-packed by `spattern.runtime.conv1x1_abi` (layout 2: [N/B][K][B] with B up to 1024, then the bias). The private
+packed by `spattern.microkernels.conv1x1_abi` (layout 2: [N/B][K][B] with B up to 1024, then the bias). The private
 declaration carries `spattern.microkernel = {kernel = "conv1x1", ...}`, which `materialize_microkernels` turns
 into a custom dispatch of kernels/conv1x1.c, as for the 1x1 convs.
 
@@ -32,7 +32,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import tensor
 
 from ..dialect import constants
-from ..runtime.conv1x1_abi import KERNEL, pack_conv1x1
+from ..microkernels.conv1x1_abi import KERNEL, pack_conv1x1
 from .base import PassContext, erase_dead, module_symbols, ops_named, state_dict_key, users
 from .lower_to_microkernels import emit_kernel_call, is_relu
 

@@ -4,7 +4,7 @@ our C max-pool kernel, writing the next pattern conv's padded input when that co
 Rewrites `linalg.pooling_nchw_max` with a 2x2 window, strides 2 and dilations 1 over one static [1, C, H, W] f32
 image, its init a fill of -inf (or the lowest float), and its output floor(H / 2) x floor(W / 2) (no ceil_mode),
 into `func.call @spattern_mk_<n>(%x, %unused, %table)` of kernels/maxpool2x2.c, the header packed by
-`spattern.runtime.maxpool_abi` (the kernel has no weights: a 1-element constant fills the ABI's slot). The private
+`spattern.microkernels.maxpool_abi` (the kernel has no weights: a 1-element constant fills the ABI's slot). The private
 declaration carries `spattern.microkernel = {kernel = "maxpool2x2", ...}` for `materialize_microkernels`. When the
 pool's only user is a pattern conv that lower-to-microkernels lowers, the kernel writes that conv's padded input,
 zeros included (marked `spattern.padded_output`, read through the interior slice until then), as the 1x1 and
@@ -30,7 +30,7 @@ import numpy as np
 from torch_mlir import ir
 
 from ..dialect import constants
-from ..runtime.maxpool_abi import KERNEL, pack_maxpool
+from ..microkernels.maxpool_abi import KERNEL, pack_maxpool
 from .base import PassContext, erase_dead, module_symbols, ops_named
 from .lower_to_microkernels import PADDED_OUTPUT_ATTR, emit_kernel_call, interior, pattern_consumer_pads
 from .pool_to_channels_last import POOL_NCHW_MAX

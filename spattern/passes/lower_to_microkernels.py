@@ -4,9 +4,9 @@ Rewrites `%y = sparse_pattern.conv2d(%x, %weights, %bias)` into plain upstream I
 `%p = tensor.pad %x` (the conv's padding plus the few zero rows the kernel may read past the image) and
 `%y = func.call @spattern_mk_<n>(%p, %fkw, %table)`, where `%fkw` (f32: 4 weights per kept kernel in the order the
 kernel reads them, then the bias) and `%table` (i32: header, per-kernel filter index, runs of same-pattern kernels
-per (filter chunk, channel), filter chunks) are `arith.constant`s packed by `spattern.runtime.microkernel_abi`, and
+per (filter chunk, channel), filter chunks) are `arith.constant`s packed by `spattern.microkernels.microkernel_abi`, and
 `@spattern_mk_<n>` is a private declaration whose `spattern.microkernel = {workgroups = ...}` attribute says how to
-dispatch it. `spattern.runtime.microkernel_dispatch.materialize_microkernels` later (in IREE's context) gives each
+dispatch it. `spattern.microkernels.microkernel_dispatch.materialize_microkernels` later (in IREE's context) gives each
 declaration a body: an IREE custom dispatch that links the kernel object for the target.
 
 The conv's epilogue is fused where the IR allows: a ReLU that is the conv's only user, and a residual add (the
@@ -52,8 +52,8 @@ from torch_mlir import ir
 from ..dialect.constants import constant_array
 from ..dialect.sparse_pattern import CONV2D, conv2d_info, load_dialect
 from ..errors import CompileError
-from ..runtime.microkernel_abi import DEFAULT_WORKGROUPS, PackedConv, consumer_pads, pack_conv
-from ..runtime.microkernel_dispatch import CALLEE_PREFIX, MicrokernelCall, declaration_text
+from ..microkernels.microkernel_abi import DEFAULT_WORKGROUPS, PackedConv, consumer_pads, pack_conv
+from ..microkernels.microkernel_dispatch import CALLEE_PREFIX, MicrokernelCall, declaration_text
 from .base import tensor_type as _t
 from .base import (PassContext, add_functions, as_op, dense_constant, fresh_symbol, is_elementwise,
                    module_symbols, ops_named, produced_by, same_value, users)
@@ -218,7 +218,7 @@ class PackedKernelOperands(Protocol):
 def emit_kernel_call(module: ir.Module, taken: set[str], packed: PackedKernelOperands, kernel: str, x: ir.Value,
                      residual: ir.Value | None, pass_name: str, where: ir.Location) -> ir.Operation:
     """At the current insertion point: `func.call @spattern_mk_<n>(x, weights, table[, residual])` of the C kernel
-    `kernel` (a spattern.runtime.kernels.KERNELS name other than the pattern conv's) on `packed` (its result:
+    `kernel` (a spattern.microkernels.kernels.KERNELS name other than the pattern conv's) on `packed` (its result:
     packed.out_buffer_shape), and the private declaration of that callee."""
     name = fresh_symbol(taken, CALLEE_PREFIX)
     decl = MicrokernelCall(name, packed.in_shape, packed.weights.size, packed.table.size, packed.out_buffer_shape,

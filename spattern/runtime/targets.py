@@ -51,7 +51,7 @@ class Target:
         if self.cpu_arch == "aarch64":
             return 8
         if self.cpu_arch == "x86_64":
-            from .kernels import host_has_avx512
+            from ..microkernels.kernels import host_has_avx512
 
             return 16 if host_has_avx512() else 8
         return 0

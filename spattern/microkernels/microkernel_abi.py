@@ -331,8 +331,8 @@ class KernelLibrary:
 
     @classmethod
     def load(cls, target: str = "host", kernel: str = "pattern_conv") -> "KernelLibrary":
-        """The library of `kernel`'s object for `target` (spattern.runtime.kernels.KERNELS), built once."""
-        from spattern.runtime.kernels import kernel_object
+        """The library of `kernel`'s object for `target` (spattern.microkernels.kernels.KERNELS), built once."""
+        from spattern.microkernels.kernels import kernel_object
 
         ko = kernel_object(target, kernel)
         if ko.path not in cls._cache:

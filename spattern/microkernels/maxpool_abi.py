@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from spattern.errors import ConfigError
-from spattern.runtime.microkernel_abi import (DEFAULT_WORKGROUPS, KernelLibrary, header_words, padded_plane_slots,
-                                             padded_shape)
+from spattern.microkernels.microkernel_abi import (DEFAULT_WORKGROUPS, KernelLibrary, header_words, padded_plane_slots,
+                                                   padded_shape)
 
 ABI_MAGIC = 0x53504D31  # "SPM1"
 HEADER_SIZE = 16  # SPM_H_SIZE

@@ -1,9 +1,9 @@
 """Builds the pattern microkernels with CMake + clang and installs the objects into spattern/_kernels/.
 
-`python -m spattern.runtime.build_kernels [--quiet]`. Idempotent and fast when up to date (CMake's own
+`python -m spattern.microkernels.build_kernels [--quiet]`. Idempotent and fast when up to date (CMake's own
 dependency check), so scripts/setup.sh runs it every time. The objects are freestanding (no libc), one per ISA;
 the package ships them, so a user of a built wheel never needs clang. A manifest (manifest.json) records what
-was built from which sources, so `spattern.runtime.kernels` can tell a stale or missing build from a good one.
+was built from which sources, so `spattern.microkernels.kernels` can tell a stale or missing build from a good one.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spattern.errors import CompileError, ToolUnavailableError
-from spattern.runtime.kernels import KERNELS
+from spattern.microkernels.kernels import KERNELS
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_DIR = ROOT / "build" / "kernels"

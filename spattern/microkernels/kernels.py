@@ -86,5 +86,5 @@ def kernel_object(target: str = "host", kernel: str = "pattern_conv") -> KernelO
     if not path.is_file() or kernel not in symbols:
         raise ToolUnavailableError(
             f"the microkernel object {path.name} is not built; run `bash scripts/setup.sh` "
-            "(needs the Debian packages clang and cmake) or `python -m spattern.runtime.build_kernels`")
+            "(needs the Debian packages clang and cmake) or `python -m spattern.microkernels.build_kernels`")
     return KernelObject(isa, path, _FORMATS[isa], symbols[kernel])

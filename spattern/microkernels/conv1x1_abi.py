@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from spattern.errors import ConfigError
-from spattern.runtime.microkernel_abi import (DEFAULT_WORKGROUPS, KernelLibrary, header_words, padded_plane_slots,
-                                             padded_shape)
+from spattern.microkernels.microkernel_abi import (DEFAULT_WORKGROUPS, KernelLibrary, header_words, padded_plane_slots,
+                                                   padded_shape)
 
 ABI_MAGIC = 0x53504732  # "SPG2"
 BLOCK = 8  # SPG_BLOCK: filters per packed block, layout 0

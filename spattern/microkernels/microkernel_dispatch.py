@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from spattern.errors import CompileError
-from spattern.runtime.kernels import KernelObject, kernel_object
-from spattern.runtime.microkernel_abi import PackedConv
+from spattern.microkernels.kernels import KernelObject, kernel_object
+from spattern.microkernels.microkernel_abi import PackedConv
 
 MICROKERNEL_ATTR = "spattern.microkernel"
 CALLEE_PREFIX = "spattern_mk_"
@@ -43,7 +43,7 @@ class MicrokernelCall:
     out_shape: tuple[int, ...]
     workgroups: int
     res_shape: tuple[int, ...] | None = None  # shape of the 4th operand, the residual the kernel adds; None: none
-    kernel: str = "pattern_conv"  # which C kernel (spattern.runtime.kernels.KERNELS): same five-buffer ABI
+    kernel: str = "pattern_conv"  # which C kernel (spattern.microkernels.kernels.KERNELS): same five-buffer ABI
 
 
 def _tensor(shape: tuple[int, ...], elt: str) -> str:
