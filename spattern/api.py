@@ -10,10 +10,28 @@ import torch
 
 from .errors import InputError, PlanError
 from .pipeline import new_state, run_pipeline
-from .runtime.module import CompiledModel, load
+from .runtime.module import CompiledModel as _Module
+from .runtime.module import load as _load
 from .runtime.targets import Target, get_target
 
 __all__ = ["compile", "load", "prune", "finetune", "CompiledModel", "PruneResult"]
+
+
+class CompiledModel(_Module):
+    """A compiled module (spattern.runtime.module.CompiledModel: run, time, save) with its report. The runtime
+    returns data; the face (report.py) formats it."""
+
+    def report(self) -> str:
+        """Target, module size, stage times, fallbacks and the per-layer table (spattern.report.format_report)."""
+        from .report import format_report
+
+        return format_report(self)
+
+
+def load(path: str | Path, target: str | Target = "host", threads: int | None = None) -> CompiledModel:
+    """Load a .vmfb written by `CompiledModel.save` (or `spattern compile`) for the target it was compiled for."""
+    module = _load(path, target=target, threads=threads)
+    return CompiledModel(vmfb=module.vmfb, target=module.target, threads=module.threads)
 
 
 def _as_tensors(example_input: Any) -> list[torch.Tensor]:

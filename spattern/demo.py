@@ -61,8 +61,19 @@ def _phone_size_speed(connectivity: float, fast: bool, console: Console) -> dict
     return {"phone_size_speedup": speedup, "phone_size_mac_limit": limit}
 
 
+def demo_task(task: str = "digits", model: str = "vgg_small", seed: int = 0, progress: bool = False):
+    """(trained model, test images, test labels) for the README demo; trained once (about a minute), then cached
+    under ~/.cache/spattern/models. Here in the face, not in pruning: pruning never sees a dataset."""
+    from . import data
+    from .training import trained_model
+
+    net = trained_model(model, task, seed=seed, progress=progress)
+    _, (xte, yte) = data.load_task(task)
+    return net, xte, yte
+
+
 def run_demo(fast: bool = False, connectivity: float = 0.5, console: Console | None = None) -> dict[str, float]:
-    from .pruning import LayerRule, PruneConfig, demo_task
+    from .pruning import LayerRule, PruneConfig
     from .report import layer_table, totals
 
     console = console or Console()

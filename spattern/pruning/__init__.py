@@ -7,26 +7,15 @@
 
 from __future__ import annotations
 
+from ..plan import LayerPlan, PatternPlan
 from .apply import apply_plan, execution_order, plan_masks
 from .config import LayerRule, PruneConfig
 from .finetune import finetune
 from .library import project, select_library, validate_library
-from ..plan import LayerPlan, PatternPlan
 from .prune import PruneResult, load_pruned, prune, save_pruned
 from .synthetic import bn_matched_inputs, gaussian_inputs
 
 
-def demo_task(task: str = "digits", model: str = "vgg_small", seed: int = 0, progress: bool = False):
-    """(trained model, test images, test labels) for the README demo; trained once (about a minute), then cached
-    under ~/.cache/spattern/models."""
-    from ..training import trained_model
-    from .. import data
-
-    net = trained_model(model, task, seed=seed, progress=progress)
-    _, (xte, yte) = data.load_task(task)
-    return net, xte, yte
-
-
 __all__ = ["prune", "finetune", "PruneResult", "PruneConfig", "LayerRule", "PatternPlan", "LayerPlan",
            "save_pruned", "load_pruned", "apply_plan", "plan_masks", "execution_order", "select_library",
-           "validate_library", "project", "bn_matched_inputs", "gaussian_inputs", "demo_task"]
+           "validate_library", "project", "bn_matched_inputs", "gaussian_inputs"]

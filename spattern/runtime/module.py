@@ -167,11 +167,6 @@ class CompiledModel:
         """Write the .vmfb atomically."""
         return atomic_write_bytes(path, self.vmfb)
 
-    def report(self) -> str:
-        from ..report import format_report  # noqa: PLC0415 (optional, written with the benchmarks)
-
-        return format_report(self)
-
 
 def _one_line(err: Exception) -> str:
     return " ".join(str(err).split())
