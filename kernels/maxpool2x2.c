@@ -46,16 +46,10 @@ SP_CHECKS static void spm_check_header(const int32_t *h, size_t t_n, size_t in_n
   SP_CHECK(sp_mul((size_t)C, sp_mul((size_t)o.h, (size_t)o.w)) <= o_n);
 }
 
-/* Entry point, one workgroup (maxpool2x2.h). Each memref arrives as (base, aligned, offset, size, stride). A
- * header the kernel does not understand, buffers smaller than it says, or a workgroup id past the channels
- * trap (sp_check.h), checked once per call. */
-SP_EXPORT void spattern_maxpool2x2(const float *in_b, const float *in_a, size_t in_o, size_t in_n, size_t in_s,
-                                    const float *w_b, const float *w_a, size_t w_o, size_t w_n, size_t w_s,
-                                    const int32_t *t_b, const int32_t *t_a, size_t t_o, size_t t_n, size_t t_s,
-                                    const float *r_b, const float *r_a, size_t r_o, size_t r_n, size_t r_s,
-                                    float *o_b, float *o_a, size_t o_o, size_t o_n, size_t o_s, size_t wg) {
-  (void)in_b, (void)in_s, (void)w_b, (void)w_a, (void)w_o, (void)w_n, (void)w_s, (void)t_b;
-  (void)t_s, (void)r_b, (void)r_a, (void)r_o, (void)r_n, (void)r_s, (void)o_b, (void)o_s;
+/* Entry point, one workgroup (maxpool2x2.h; the signature: SP_ENTRY, simd.h). A header the kernel does not
+ * understand, buffers smaller than it says, or a workgroup id past the channels trap (sp_check.h), checked once
+ * per call. */
+SP_ENTRY(spattern_maxpool2x2) {
   const int32_t *h = t_a + t_o;
   spm_check_header(h, t_n, in_n, o_n, wg);
   const int C = h[SPM_H_C], H = h[SPM_H_H], W = h[SPM_H_W], ho = h[SPM_H_HO], wo = h[SPM_H_WO];

@@ -473,18 +473,10 @@ SP_CHECKS static void spk_check_chunk(const spk_layer *L, int chunk, int K) {
   SP_CHECK(!bad);
 }
 
-/* Entry point, one workgroup. Workgroup id = (n * ngroups + group) * nchunks + chunk. Each memref arrives as
- * (base, aligned, offset, size, stride), as IREE passes memref<?xT> to a hal.import.static function. A header or
- * table the kernel does not understand, or a workgroup id past the work split, traps (sp_check.h). */
-SP_EXPORT void spattern_pattern_conv(const float *in_b, const float *in_a, size_t in_o, size_t in_n,
-                                      size_t in_s, const float *w_b, const float *w_a, size_t w_o,
-                                      size_t w_n, size_t w_s, const int32_t *t_b, const int32_t *t_a,
-                                      size_t t_o, size_t t_n, size_t t_s, const float *r_b, const float *r_a,
-                                      size_t r_o, size_t r_n, size_t r_s, float *o_b, float *o_a, size_t o_o,
-                                      size_t o_n, size_t o_s, size_t wg) {
-  (void)in_b, (void)in_s, (void)w_b, (void)w_s, (void)t_b, (void)t_s;
-  (void)r_b, (void)r_s;
-  (void)o_b, (void)o_s;
+/* Entry point, one workgroup (pattern_conv.h; the signature: SP_ENTRY, simd.h). Workgroup id = (n * ngroups +
+ * group) * nchunks + chunk. A header or table the kernel does not understand, or a workgroup id past the work
+ * split, traps (sp_check.h). */
+SP_ENTRY(spattern_pattern_conv) {
   const int32_t *h = t_a + t_o;
   spk_check_header(h, t_n, in_n, w_n, r_n, o_n);
   spk_layer L;

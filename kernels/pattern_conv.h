@@ -1,4 +1,5 @@
-/* ABI of the pattern-conv microkernel, shared with spattern/microkernels/microkernel_abi.py (keep the two in step).
+/* ABI of the pattern-conv microkernel. Its magic number, SPK_TILE, SPK_CHUNK and the header slots SPK_H_* are
+ * generated from spattern/microkernels/microkernel_abi.py into abi_slots.h (kernels/gen_headers.py).
  *
  * One call computes one workgroup: one image n, one group of spatial tiles, one chunk of <= SPK_CHUNK filters.
  * Buffers (each passed as an MLIR memref<?xT> descriptor: base, aligned, offset, size, stride):
@@ -6,7 +7,7 @@
  *                           extra zeros that whole tiles may be read past the last row)
  *   w   f32 [4*K + F]       FKW: 4 weights per kept kernel in tap order, kernels ordered (chunk, channel,
  *                           pattern, filter); then the bias of every filter
- *   tab i32                 header (SPK_H_* below) followed by the index tables it points at
+ *   tab i32                 header (SPK_H_*, abi_slots.h) followed by the index tables it points at
  *   res f32 [N, F, Ho, Wo]  the residual, added before the ReLU when SPK_H_RESIDUAL is set (else any buffer:
  *                           not read); or [N, F, RES_HP, RES_WP], a padded residual (header)
  *   out f32 [N, F, Ho, Wo]  or [N, F, OUT_HP, OUT_WP] for a padded output (header)
@@ -17,6 +18,14 @@
  *   run_pid[R]         global pattern id of a run (all its kernels share it)
  *   run_k[R+1]         kernels of run r: run_k[r] .. run_k[r+1]-1
  *   chunk_fil[nch*SPK_CHUNK] global filter of each chunk-local filter; chunk_nf[nch]: filters in the chunk
+ * Header slots (abi_slots.h): the shapes (N, C, F, HP, WP, HO, WO), STRIDE, RELU, the work split (NCHUNKS, NTILES,
+ * NGROUPS, TILES_PER_GROUP), K kept kernels, the tables' offsets (OFF_*), TILE and CHUNK as the packer saw them;
+ * RESIDUAL 1: add res (before the ReLU, if RELU). A padded output (OUT_WP != 0): out is [N, F, OUT_HP, OUT_WP],
+ * the outputs at (OUT_TOP, OUT_LEFT) and zeros around them, the next conv's padded input written in place of a
+ * pad. A padded residual (RES_WP != 0): res is [N, F, RES_HP, RES_WP] with the Ho x Wo values at (RES_TOP,
+ * RES_LEFT), another conv's padded output read in place of its interior. SPK_TILE: output positions per tile
+ * (stride 1: flattened padded width; stride 2: flattened output); SPK_CHUNK: filters per chunk at most (the packer
+ * uses 64 or 128: microkernel_abi.chunk_size), which sizes the accumulator buffer.
  * What the kernel checks (once per call; it traps on any failure, kernels/sp_check.h, and never returns with its
  * output untouched): the magic, SPK_TILE and SPK_CHUNK; stride 1 or 2, RELU and RESIDUAL 0 or 1; a geometry whose
  * windows and whole-tile reads fit the padded input (NTILES as the packer computes it); a work split that gives
@@ -28,46 +37,6 @@
 #ifndef SPATTERN_PATTERN_CONV_H
 #define SPATTERN_PATTERN_CONV_H
 
-#define SPK_ABI_MAGIC 0x53504b33 /* "SPK3" */
-#define SPK_TILE 96              /* output positions per tile (stride 1: flattened padded width; stride 2:
-                                    flattened output) */
-#define SPK_CHUNK 128            /* filters per chunk, at most (the packer uses 64 or 128: microkernel_abi.py
-                                    chunk_size); the accumulator buffer is sized for it */
-
-enum {
-  SPK_H_MAGIC = 0,
-  SPK_H_N,
-  SPK_H_C,
-  SPK_H_F,
-  SPK_H_HP,
-  SPK_H_WP,
-  SPK_H_HO,
-  SPK_H_WO,
-  SPK_H_STRIDE,
-  SPK_H_RELU,
-  SPK_H_NCHUNKS,
-  SPK_H_NTILES,
-  SPK_H_NGROUPS,
-  SPK_H_TILES_PER_GROUP,
-  SPK_H_K,
-  SPK_H_OFF_FIDX,
-  SPK_H_OFF_RUN_START,
-  SPK_H_OFF_RUN_PID,
-  SPK_H_OFF_RUN_K,
-  SPK_H_OFF_CHUNK_FIL,
-  SPK_H_OFF_CHUNK_NF,
-  SPK_H_TILE,
-  SPK_H_CHUNK,
-  SPK_H_RESIDUAL, /* 1: add res (before the ReLU, if SPK_H_RELU) */
-  SPK_H_OUT_HP,   /* a padded output (OUT_WP != 0): out is [N, F, OUT_HP, OUT_WP], the outputs at (OUT_TOP, */
-  SPK_H_OUT_WP,   /* OUT_LEFT) and zeros around them: the next conv's padded input, written in place of a pad */
-  SPK_H_OUT_TOP,
-  SPK_H_OUT_LEFT,
-  SPK_H_RES_HP,   /* a padded residual (RES_WP != 0): res is [N, F, RES_HP, RES_WP] with the Ho x Wo values */
-  SPK_H_RES_WP,   /* at (RES_TOP, RES_LEFT): another conv's padded output, read in place of its interior */
-  SPK_H_RES_TOP,
-  SPK_H_RES_LEFT,
-  SPK_H_SIZE = 32
-};
+#include "abi_slots.h"
 
 #endif

@@ -1,10 +1,11 @@
 /* What every microkernel shares: its vector width, the vector types, unaligned loads and stores, the even/odd
- * de-interleave of two vectors (a stride-2 read), a zero fill and the entry point's visibility. Portable C with
+ * de-interleave of two vectors (a stride-2 read), a zero fill, and the entry point (its signature and visibility). Portable C with
  * clang vector extensions: one source for AVX-512 (16 lanes), AVX2 (8) and NEON (4), the ISA chosen by the compile
  * flags (CMakeLists.txt); each kernel picks its own register blocking per ISA on top of VW. */
 #ifndef SPATTERN_SIMD_H
 #define SPATTERN_SIMD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #if defined(__AVX512F__)
@@ -41,6 +42,17 @@ typedef int32_t vi __attribute__((vector_size(VW * 4)));
 #else
 #define SP_EXPORT __attribute__((visibility("default")))
 #endif
+
+/* The entry point of a kernel, one workgroup: SP_ENTRY(spattern_x) { body }. IREE passes each memref<?xT> of a
+ * hal.import.static call as (base, aligned, offset, size, stride): the five buffers in, w, tab, res and out
+ * (pattern_conv.h), then the workgroup id. A kernel reads the aligned pointer plus the offset and checks the sizes;
+ * the parameters it does not read are unused (the build passes -Wno-unused-parameter). */
+#define SP_ENTRY(name)                                                                                         \
+  SP_EXPORT void name(const float *in_b, const float *in_a, size_t in_o, size_t in_n, size_t in_s,            \
+                      const float *w_b, const float *w_a, size_t w_o, size_t w_n, size_t w_s,                 \
+                      const int32_t *t_b, const int32_t *t_a, size_t t_o, size_t t_n, size_t t_s,             \
+                      const float *r_b, const float *r_a, size_t r_o, size_t r_n, size_t r_s, float *o_b,     \
+                      float *o_a, size_t o_o, size_t o_n, size_t o_s, size_t wg)
 
 /* dst[0..n) = 0 (a loop, not memset: the kernels are freestanding) */
 static inline void sp_zero(float *restrict dst, int n) {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 
 from spattern.errors import ConfigError, PlanError
 from spattern.patterns import all_masks
-from spattern.microkernels import kernels
+from spattern.microkernels import kernels, microkernel_abi
 from spattern.microkernels.microkernel_abi import H, KernelLibrary, consumer_pads, pack_conv, pad_input
 from conftest import require_microkernels  # noqa: E402
 
@@ -152,13 +153,31 @@ def test_isa_selection(monkeypatch):
     assert kernels.isa_for_target("x86_64-unknown-linux-gnu") == expect
 
 
-def test_objects_freestanding_and_pattern_header_current():
+def test_objects_freestanding():
     require_microkernels("x86_64")
     for obj in (kernels.KERNEL_DIR / f"{kernel}_{isa}.o" for kernel in kernels.KERNELS
                 for isa in ("x86_64_avx512", "x86_64_avx2", "aarch64_neon")):
         undefined = subprocess.run(["nm", "-u", str(obj)], capture_output=True, text=True).stdout.split()
         assert undefined == [], f"{obj.name} calls outside itself: {undefined}"
-    assert subprocess.run([sys.executable, str(ROOT / "kernels" / "gen_patterns.py"), "--check"]).returncode == 0
+
+
+def test_generated_headers_match_python(monkeypatch):
+    """kernels/patterns.h and kernels/abi_slots.h are what kernels/gen_headers.py writes from spattern/patterns.py
+    and the packers' slot tables (H, ABI_MAGIC, HEADER_SIZE, ...); a slot the packer moves changes the header."""
+    check = subprocess.run([sys.executable, str(ROOT / "kernels" / "gen_headers.py"), "--check"],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    spec = importlib.util.spec_from_file_location("gen_headers", ROOT / "kernels" / "gen_headers.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    text = gen.ABI_SLOTS_H.read_text()
+    assert "  SPK_H_RESIDUAL = 23,\n" in text and '#define SPG_ABI_MAGIC 0x53504732 /* "SPG2" */' in text
+    swapped = dict(microkernel_abi.H, RELU=microkernel_abi.H["STRIDE"], STRIDE=microkernel_abi.H["RELU"])
+    monkeypatch.setattr(microkernel_abi, "H", swapped)
+    assert gen.render_abi_slots() != text
+    monkeypatch.setattr(microkernel_abi, "H", dict(swapped, OUT_WP=swapped["OUT_TOP"], OUT_TOP=swapped["OUT_WP"]))
+    with pytest.raises(ValueError, match="consecutive"):
+        gen.render_abi_slots()
 
 
 _QEMU_HARNESS = r"""

@@ -26,7 +26,7 @@ INSTALL_DIR = ROOT / "spattern" / "_kernels"
 ISAS = ("x86_64_avx512", "x86_64_avx2", "aarch64_neon")
 SOURCES = ("kernels/pattern_conv.c", "kernels/pattern_conv.h", "kernels/patterns.h", "kernels/conv1x1.c",
            "kernels/conv1x1.h", "kernels/maxpool2x2.c", "kernels/maxpool2x2.h", "kernels/padded_plane.h",
-           "kernels/simd.h", "kernels/sp_check.h",
+           "kernels/simd.h", "kernels/sp_check.h", "kernels/abi_slots.h",
            "CMakeLists.txt")
 
 
