@@ -21,11 +21,9 @@
  * Layout 1 (small images, conv1x1_abi.filter_layout): vectors run over filters instead, a microtile of 32 filters
  * x NPF positions, so a 7x7 image wastes no lane (layout 0 computes 64 for 49) and a 3x3 one needs no scalars.
  * Its weights are packed [F/32][C][32]; channels go in steps of SPG_KC so a step's weights stay in L1 for every
- * microtile; the write-out transposes through a stack tile. Measured (one core): 1.06-1.09x layout 0 on
- * ResNet-50's 7x7 1x1 convs (ctypes), and ResNet-50 at a 96x96 input (3x3 last stage), in IREE, one thread:
- * 81.5 -> 18.5 ms for the whole model (layout 0's scalar path ran those convs at ~2 GFLOP/s). Images smaller
- * than the microtile get one microtile of their size; a single position is a matrix-vector product with its own
- * loop, spg_fvec.
+ * microtile; the write-out transposes through a stack tile (ResNet-50 at 96x96 ran 4x faster with it:
+ * bench/results/microkernels-tuning.txt). Images smaller than the microtile get one microtile of their size; a
+ * single position is a matrix-vector product with its own loop, spg_fvec.
  *
  * Layout 2 (one position: a Linear layer at batch 1, which lower-linear-to-microkernels lowers to this kernel,
  * and the layout conv1x1_abi.choose_layout picks for it): a matrix-vector product that reads only the weights

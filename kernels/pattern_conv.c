@@ -8,44 +8,12 @@
  * and no branch. Accumulators of the chunk live in a stack buffer (in L1 for 64 filters; 128-filter chunks,
  * 57 KiB, spill to L2 but make runs twice as long, which pays: see microkernel_abi.chunk_size).
  *
- * Measured (AVX-512, one core, thread CPU time, 12 patterns per layer; bench/microkernels.py --cpu-time):
- * 100-150 GFLOP/s of useful work (before the tuning round below), 1.3-1.7x torch's dense conv with patterns
- * only and 1.8-2.9x with half the kernels removed. What bounds it: the accumulator load+store per 4 FMAs (a
- * store-only variant of the inner loop runs ~20% faster), and each run's setup (tap loads, loop exit):
- * merging a channel's runs into one would be another +15-35%. On this core (AVX-512, 2 FMA/cycle) a synthetic
- * kernel body of 24 register FMAs + 6 accumulator loads + 6 stores runs at 147 GFLOP/s, 243 without the
- * stores: the 512-bit stores are the wall, not the FMAs or the loads (a later synthetic, below, found a
- * smaller gap: ~175 vs ~190).
- *
- * Tried and not kept: the output-stationary order (tile -> block of 2-16 input channels -> filter -> its
- * kernels, 6-12 accumulator vectors in registers across the block, per-kernel record of 4 tap offsets and 4
- * weights, FMAs with the input as memory operand; no accumulator traffic, no branch per pattern). Real kernel,
- * one core, 12 patterns, r=0 / r=0.5: 75-82 / 71-78 GFLOP/s reading the input directly (3 of 4 taps are
- * cache-line-split 64-byte loads: an FMA with a split memory operand runs at 42% of peak, aligned at 74%), and
- * 89-110 / 78-92 with each block's 9 tap rows first copied into an aligned stack buffer (the copy alone costs
- * ~18%; without it 125-134). Synthetic best case of its inner loop (aligned, all in L1): 155-170. The current
- * order measured 109-131 / 87-106 in the same runs, so it stays.
- * Also tried: channel pairs (a filter with kernels on channels 2s and 2s+1 visited once: the first kernel's taps
- * from the run's registers, the second's 4 taps as aligned memory operands from per-channel tap buffers, so one
- * accumulator load+store per 8 FMAs; 3 vectors per pass for the register budget). Slower in the same runs:
- * 100-106 vs 120-129 GFLOP/s (64ch 56x56) and 85-93 vs 99-102 (256ch 14x14) with patterns only, 82-87 vs 101-106
- * and 52-57 vs 78-80 with half removed, even with the tap copies left out: per 8 FMAs it issues 5 vector loads
- * plus 8 weight broadcasts per 3 vectors, so the load ports, not the store, become the wall.
- * Tuning round of 2026-11-25 (bench/results/microkernels-tuning.txt; one core, thread CPU time, 8 patterns,
- * interleaved A/B in one process). Where the cycles go: one pattern per layer (one run of 64 kernels per
- * channel) reaches 146/128 GFLOP/s (r=0/0.5) where 8 patterns give 130/105: a run costs about one kernel (12
- * FMA-cycles), mostly its 18 cache-line-split tap loads (a diagnostic with aligned, wrong taps was 4-12% faster).
- * A synthetic inner loop (64 kernels, all in L1) runs at ~175 with the accumulator load+store, ~190 without.
- * Kept: 128-filter chunks for >= 256 filters (+3-18% at r=0.5: runs twice as long), and one pass of just
- * enough vectors for short tiles (+27-36% at 7x7, 0-7% at 14x14). Not kept, each against the then-current
- * kernel in the same run: each pass's 8 off-centre tap rows copied into an aligned stack buffer so runs load
- * aligned (-14 to -29%: the 48 extra stores per channel cost more than the split loads); all 9 taps in
- * registers with 3 vectors per pass, so runs load nothing (-18 to +1%: per-kernel costs spread over 12 FMAs
- * instead of 24); 3 vectors per pass alone (-9 to -21%); 4 or 5 vectors per pass with 64/80-position tiles so
- * 128-filter accumulators fit L1 (-5 to +4%, no gain); the kernel loop unrolled by 2 (-11 to +2%); tap prefetch
- * 3 channels ahead instead of 2 (-3 to +3%); no hoisting of the centre tap (-2 to -7%); 192-position tiles (two
- * passes; -1 to -9%); 192- and 256-filter chunks (accumulators deep in L2: -12 to 0% and -21 to -5% against
- * 128); an unpadded accumulator stride (rows 416 B, not 64-byte aligned: -15 to +1%).
+ * What bounds it: the accumulator load + store per 4 FMAs (the 512-bit stores are the wall, not the FMAs or the
+ * loads), and each run's setup, mostly its cache-line-split tap loads (a run costs about one kernel). It runs at
+ * about 100-150 GFLOP/s of useful work per AVX-512 core (bench/microkernels.py), half the FMA peak. The
+ * output-stationary order, channel pairs, aligned tap copies, all 9 taps in registers and the other variants
+ * tried were slower; their figures, and the tuning rounds behind the blocking below (128-filter chunks for
+ * >= 256 filters, one pass of just enough vectors for short tiles), are in bench/results/microkernels-tuning.txt.
  *
  * Write-out (spk_write_out): act(acc + bias (+ residual)), the fused epilogue of lower-to-microkernels, into
  * the output or, for a conv whose only user is another pattern conv, straight into that conv's padded input
