@@ -67,7 +67,7 @@ def build(out_dir: Path, layers: list | None = None) -> list[dict]:
     import iree.compiler as ic
 
     from spattern.patterns import all_masks
-    from spattern.microkernels.microkernel_abi import pack_conv
+    from spattern.passes.lower_to_microkernels import pack_pruned_conv
     from spattern.microkernels.microkernel_dispatch import (materialize_microkernels, single_conv_module,
                                                             text_to_bytecode)
 
@@ -86,7 +86,7 @@ def build(out_dir: Path, layers: list | None = None) -> list[dict]:
         for r in CONNECTIVITY:
             kept = rng.random((c, c)) >= r
             w = dense_w * all_masks()[pid] * kept[:, :, None, None]
-            packed = pack_conv(w, pid, kept, None, shape)
+            packed = pack_pruned_conv(w, pid, kept, None, shape)
             bc = materialize_microkernels(text_to_bytecode(single_conv_module(packed)), "host")
             path = out_dir / f"sparse_{c}_{hw}_{r}.vmfb"
             path.write_bytes(ic.compile_str(bc, target_backends=["llvm-cpu"],
@@ -173,7 +173,8 @@ def cpu_time(rounds: int, npat: int, layers: list | None = None) -> None:
 
     from spattern.patterns import all_masks
     from spattern.microkernels.kernels import kernel_object
-    from spattern.microkernels.microkernel_abi import pack_conv, pad_input
+    from spattern.passes.lower_to_microkernels import pack_pruned_conv
+    from spattern.microkernels.microkernel_abi import pad_input
 
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="spattern-mkbench-"))
@@ -202,7 +203,7 @@ def cpu_time(rounds: int, npat: int, layers: list | None = None) -> None:
         for r in CONNECTIVITY:
             kept = rng.random((c, c)) >= r
             w = dense_w * all_masks()[pid] * kept[:, :, None, None]
-            p = pack_conv(w, pid, kept, None, x.shape)
+            p = pack_pruned_conv(w, pid, kept, None, x.shape)
             xp, out = pad_input(x, p), np.empty(p.out_shape, np.float32)
             keep.append((p, xp, out))  # the C loop gets raw pointers: keep the arrays alive
             args = (xp.ctypes.data, xp.size, p.weights.ctypes.data, p.weights.size, p.table.ctypes.data,

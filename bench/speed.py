@@ -12,10 +12,10 @@ for r = 0 (patterns only) and r = 0.5 (half the kernels removed), with each plan
 before (as PatDNN reported per optimisation):
   portable fb64        + patterns through the portable lowering (64 filters share a pattern per channel: with a
                        pattern per kernel the portable path is about dense speed)
-  mk no FKR/LRE        + microkernels (from here a pattern per kernel), kernels in filter order, each loading its
-                       own taps (passes: import-patterns, dense-3x3-to-patterns, pool-to-channels-last,
-                       conv-1x1-to-matmul, lower-1x1-to-microkernels, lower-linear-to-microkernels,
-                       lower-pool-to-microkernels, lower-to-microkernels)
+  mk no FKR/LRE        + microkernels (from here a pattern per kernel), consecutive chunks of <= 64 filters,
+                       kernels in filter order, each loading its own taps (passes: import-patterns,
+                       dense-3x3-to-patterns, pool-to-channels-last, conv-1x1-to-matmul, lower-1x1-to-microkernels,
+                       lower-linear-to-microkernels, lower-pool-to-microkernels, lower-to-microkernels)
   mk FKR               + filter-kernel-reorder / group-patterns / compact-weights: kernels sorted by pattern
   microkernels fb1     + reuse-loads: each run of same-pattern kernels loads its taps once (the default pipeline)
 Plans are random-pattern plans: speed depends on the structure, not on the values.

@@ -6,7 +6,7 @@
  * into registers and every kernel of the run reuses them, and the rows stay in L1 for the next runs; each
  * pattern has its own loop with its 4 taps hard-coded (SPK_PATTERNS), so a kernel costs 4 FMAs per vector
  * and no branch. Accumulators of the chunk live in a stack buffer (in L1 for 64 filters; 128-filter chunks,
- * 57 KiB, spill to L2 but make runs twice as long, which pays: see microkernel_abi.chunk_size).
+ * 57 KiB, spill to L2 but make runs twice as long, which pays: see filter_kernel_reorder.chunk_size).
  *
  * What bounds it: the accumulator load + store per 4 FMAs (the 512-bit stores are the wall, not the FMAs or the
  * loads), and each run's setup, mostly its cache-line-split tap loads (a run costs about one kernel). It runs at

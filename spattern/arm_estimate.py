@@ -40,7 +40,7 @@ def expected_runs(kernels: float, patterns: int = NUM_PATTERNS) -> float:
 
 
 def chunk_size(F: int) -> int:
-    return 128 if F >= 256 else 64  # microkernel_abi.chunk_size's rule (enough workgroups assumed)
+    return 128 if F >= 256 else 64  # filter_kernel_reorder.chunk_size's rule (enough workgroups assumed)
 
 
 def tile_passes(length: int, vps: int, tail_pass: bool) -> list[int]:

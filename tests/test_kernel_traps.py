@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from spattern.microkernels import conv1x1_abi, kernels, maxpool_abi
-from spattern.microkernels.microkernel_abi import H, KernelLibrary, pack_conv, pad_input
+from spattern.passes.lower_to_microkernels import pack_pruned_conv
+from spattern.microkernels.microkernel_abi import H, KernelLibrary, pad_input
 from conftest import require_microkernels
 from test_microkernels import _QEMU_HARNESS, _c_array, neon_object_or_skip, random_layer
 
@@ -53,8 +54,8 @@ def _pattern_case(stride: int = 1, residual: bool = False):
     rng = np.random.default_rng(5)
     w, pid, kept = random_layer(rng, 70, 6, 0.3)
     x = rng.standard_normal((1, 6, 11, 13)).astype(np.float32)
-    packed = pack_conv(w, pid, kept, rng.standard_normal(70).astype(np.float32), x.shape, stride=stride,
-                       residual=residual)
+    packed = pack_pruned_conv(w, pid, kept, rng.standard_normal(70).astype(np.float32), x.shape, stride=stride,
+                              residual=residual)
     res = np.zeros(packed.res_buffer_shape, np.float32) if residual else packed.weights
     return packed, [pad_input(x, packed), packed.weights, packed.table.copy(), res,
                     np.full(packed.out_buffer_shape, np.nan, np.float32)]

@@ -14,7 +14,8 @@ import torch
 from spattern.errors import ConfigError, PlanError
 from spattern.patterns import all_masks
 from spattern.microkernels import kernels, microkernel_abi
-from spattern.microkernels.microkernel_abi import H, KernelLibrary, consumer_pads, pack_conv, pad_input
+from spattern.passes.lower_to_microkernels import pack_pruned_conv
+from spattern.microkernels.microkernel_abi import H, KernelLibrary, consumer_pads, pad_input
 from conftest import require_microkernels  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,8 +76,8 @@ def test_kernel_matches_torch(monkeypatch, isa, case, variant):
     pads = consumer_pads(*ref.shape, 1 + CASES.index(case) % 2, 1) if variant == "padded_output" else (0, 0, 0, 0)
     res_pads = consumer_pads(*ref.shape, 2 - CASES.index(case) % 2, 1) if variant == "padded_residual" \
         else (0, 0, 0, 0)
-    packed = pack_conv(w, pid, kept, b, x.shape, stride=stride, padding=padding, relu=relu,
-                       residual=res is not None, out_pad=pads, res_pad=res_pads)
+    packed = pack_pruned_conv(w, pid, kept, b, x.shape, stride=stride, padding=padding, relu=relu,
+                              residual=res is not None, out_pad=pads, res_pad=res_pads)
     res_buffer = res if res is None else np.pad(  # NaN around the residual: read only its interior
         res, ((0, 0), (0, 0), res_pads[:2], res_pads[2:]), constant_values=np.nan)
     lib = KernelLibrary.load("x86_64")
@@ -98,7 +99,7 @@ def test_kernel_matches_torch(monkeypatch, isa, case, variant):
 def test_packing_tables_are_consistent():
     rng = np.random.default_rng(1)
     w, pid, kept = random_layer(rng, 150, 20, 0.5)
-    p = pack_conv(w, pid, kept, None, (1, 20, 8, 8))
+    p = pack_pruned_conv(w, pid, kept, None, (1, 20, 8, 8))
     assert p.kept_kernels == kept.sum()
     assert p.weights.shape == (4 * kept.sum() + 150,)
     nf = p.table[p.table[20]: p.table[20] + 3]  # chunk_nf of 3 chunks
@@ -106,7 +107,7 @@ def test_packing_tables_are_consistent():
     # >= 256 filters and enough tiles: chunks of up to 128 filters; one tile: 64 (workgroups for the threads)
     for (h, wd), chunks in (((20, 30), [100, 100, 100]), ((5, 5), [60] * 5)):
         w, pid, kept = random_layer(rng, 300, 5, 0.5)
-        q = pack_conv(w, pid, kept, None, (1, 5, h, wd))
+        q = pack_pruned_conv(w, pid, kept, None, (1, 5, h, wd))
         assert q.table[H["NCHUNKS"]] == len(chunks)
         nf = q.table[q.table[H["OFF_CHUNK_NF"]]: q.table[H["OFF_CHUNK_NF"]] + len(chunks)]
         assert sorted(nf.tolist()) == chunks
@@ -120,8 +121,8 @@ def test_ablation_packings_match_torch(reorder, reuse_loads):
     w, pid, kept = random_layer(rng, 70, 13, 0.5, all_patterns=False)
     b = rng.standard_normal(70).astype(np.float32)
     x = rng.standard_normal((1, 13, 17, 15)).astype(np.float32)
-    full = pack_conv(w, pid, kept, b, x.shape)
-    p = pack_conv(w, pid, kept, b, x.shape, reorder=reorder, reuse_loads=reuse_loads)
+    full = pack_pruned_conv(w, pid, kept, b, x.shape)
+    p = pack_pruned_conv(w, pid, kept, b, x.shape, reorder=reorder, reuse_loads=reuse_loads)
 
     def n_runs(q):  # run_start[nchunks * C]: the runs in total
         return int(q.table[q.table[H["OFF_RUN_START"]] + q.table[H["NCHUNKS"]] * 13])
@@ -140,7 +141,7 @@ def test_weights_outside_pattern_rejected():
     w, pid, kept = random_layer(rng, 4, 4, 0.0)
     w[0, 0] = 1.0
     with pytest.raises(PlanError):
-        pack_conv(w, pid, kept, None, (1, 4, 5, 5))
+        pack_pruned_conv(w, pid, kept, None, (1, 4, 5, 5))
 
 
 def test_isa_selection(monkeypatch):
@@ -257,8 +258,8 @@ def test_neon_object_matches_torch_under_qemu(tmp_path, stride, f, residual):
     x = rng.standard_normal((1, c, h, wd)).astype(np.float32)
     out_shape = torch_ref(x, w, b, stride, 1, False).shape
     pads = consumer_pads(*out_shape, 1, 1) if residual else (0, 0, 0, 0)
-    packed = pack_conv(w, pid, kept, b, x.shape, stride=stride, padding=1, relu=True, residual=residual,
-                       out_pad=pads)
+    packed = pack_pruned_conv(w, pid, kept, b, x.shape, stride=stride, padding=1, relu=True, residual=residual,
+                              out_pad=pads)
     res = rng.standard_normal(packed.out_shape).astype(np.float32)
     ref = np.maximum(torch_ref(x, w, b, stride, 1, False) + (res if residual else 0), 0)
     ref = np.pad(ref, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from spattern.microkernels import kernels
-from spattern.microkernels.microkernel_abi import pack_conv
+from spattern.passes.lower_to_microkernels import pack_pruned_conv
 from spattern.microkernels.microkernel_dispatch import (materialize_microkernels, single_conv_module,
                                                         text_to_bytecode)
 from tests.test_microkernels import random_layer
@@ -40,7 +40,7 @@ def test_single_layer_in_iree_matches_torch(monkeypatch, isa, stride):
     w, pid, kept = random_layer(rng, f, c, 0.5)
     b = rng.standard_normal(f).astype(np.float32)
     x = rng.standard_normal((2, c, 19, 17)).astype(np.float32)
-    packed = pack_conv(w, pid, kept, b, x.shape, stride=stride, relu=True)
+    packed = pack_pruned_conv(w, pid, kept, b, x.shape, stride=stride, relu=True)
     bytecode = materialize_microkernels(text_to_bytecode(single_conv_module(packed)), "host")
     vmfb = iree_compiler.compile_str(bytecode, target_backends=["llvm-cpu"],
                                      extra_args=["--iree-llvmcpu-target-cpu=host"])
@@ -54,7 +54,7 @@ def test_single_layer_in_iree_matches_torch(monkeypatch, isa, stride):
 def test_aarch64_object_links_into_arm64_module():
     rng = np.random.default_rng(3)
     w, pid, kept = random_layer(rng, 8, 4, 0.0)
-    packed = pack_conv(w, pid, kept, None, (1, 4, 9, 9))
+    packed = pack_pruned_conv(w, pid, kept, None, (1, 4, 9, 9))
     bytecode = materialize_microkernels(text_to_bytecode(single_conv_module(packed)), "aarch64-unknown-linux-gnu")
     vmfb = iree_compiler.compile_str(bytecode, target_backends=["llvm-cpu"],
                                      extra_args=["--iree-llvmcpu-target-triple=aarch64-unknown-linux-gnu"])

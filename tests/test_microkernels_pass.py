@@ -15,11 +15,15 @@ ir = pytest.importorskip("torch_mlir.ir")
 iree_compiler = pytest.importorskip("iree.compiler")
 iree_runtime = pytest.importorskip("iree.runtime")
 
-from spattern.dialect.sparse_pattern import load_dialect  # noqa: E402
+from spattern.dialect.constants import constant_array  # noqa: E402
+from spattern.dialect.sparse_pattern import CONV2D, i32_elements, load_dialect, ops_named  # noqa: E402
+from spattern.errors import PlanError  # noqa: E402
 from spattern.passes.base import PassContext  # noqa: E402
+from spattern.passes.filter_kernel_reorder import FilterKernelReorder  # noqa: E402
 from spattern.passes.lower_to_microkernels import LowerToMicrokernels  # noqa: E402
 from spattern.passes.pipeline import OPTIMIZE, make_pass  # noqa: E402
 from spattern.microkernels import kernels  # noqa: E402
+from spattern.microkernels.microkernel_abi import H  # noqa: E402
 from spattern.microkernels.microkernel_dispatch import MICROKERNEL_ATTR, materialize_microkernels  # noqa: E402
 from conftest import require_microkernels  # noqa: E402
 
@@ -200,3 +204,126 @@ def test_epilogue_fused_and_matches_torch(epilogue, fused, stride):
     ref = y.numpy()
     out = _run_host(bytecode, *inputs)
     assert np.abs(out - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+def _optimized(text: str, chunk_size: int = 0) -> tuple[ir.Context, ir.Module, ir.Operation]:
+    """The module after the optimisation passes (FKR with that chunk_size option, group-patterns,
+    compact-weights, reuse-loads), and its conv."""
+    ctx = ir.Context()
+    load_dialect(ctx)
+    with ctx:
+        module = ir.Module.parse(text)
+        pctx = PassContext()
+        FilterKernelReorder(chunk_size=chunk_size).run(module, pctx)
+        for name in OPTIMIZE[2:]:
+            make_pass(name).run(module, pctx)
+    return ctx, module, ops_named(module, CONV2D)[0]
+
+
+def _table(op: ir.Operation, name: str) -> np.ndarray:
+    return np.array(ir.DenseElementsAttr(op.attributes[name])).astype(np.int64)
+
+
+def _lower_edited(ctx: ir.Context, module: ir.Module) -> tuple[bytes, np.ndarray]:
+    """lower-to-microkernels on the (edited) module: its bytecode and the i32 table it packed."""
+    with ctx:
+        LowerToMicrokernels().run(module, PassContext())
+        call = next(op for op in ops_named(module, "func.call")
+                    if ir.FlatSymbolRefAttr(op.attributes["callee"]).value == "spattern_mk_0")
+        table = constant_array(call.operands[2]).astype(np.int64)
+        buf = io.BytesIO()
+        module.operation.write_bytecode(buf)
+    return buf.getvalue(), table
+
+
+def _section(table: np.ndarray, slot: str, n: int) -> np.ndarray:
+    at = int(table[H[slot]])
+    return table[at:at + n]
+
+
+def test_kernel_follows_hand_edited_tables():
+    """The passes' tables are what the kernel runs: a run of group-patterns split in two (a cut the passes never
+    make: same chunk, channel and pattern) and a run whose reuse-loads mark is cleared (each of its kernels loads
+    its own taps) appear in the packed table exactly so, the chunks and filter indices are FKR's and
+    compact-weights' as they are, and the module still matches torch."""
+    require_microkernels("host")
+    rng = np.random.default_rng(7)
+    text, dense, bias = conv_module(rng, n=1, f=70, connectivity=0.3)
+    ctx, module, op = _optimized(text)
+    with ctx:
+        runs, marks = _table(op, "runs"), _table(op, "run_taps")
+        long_runs = np.nonzero(runs[:, 2] >= 3)[0]
+        split, cleared = int(long_runs[0]), int(long_runs[1])
+        first, pattern, count = runs[split]
+        runs = np.concatenate([runs[:split], [[first, pattern, 1], [first + 1, pattern, count - 1]],
+                               runs[split + 1:]])
+        marks = np.concatenate([marks[:split], [marks[split]], marks[split:]])
+        marks[cleared + 1] = 0  # the cleared run moved one row down
+        op.attributes["runs"] = i32_elements(runs)
+        op.attributes["run_taps"] = i32_elements(marks)
+        chunks = _table(op, "chunk_filters")
+        sizes = _table(op, "chunk_sizes")
+        kernel_filter = _table(op, "kernel_filter")
+    k = int(kernel_filter.size)
+    starts = set(runs[:, 0].tolist())
+    f0, _, c0 = runs[cleared + 1]
+    starts |= set(range(f0, f0 + c0))  # the unmarked run: one kernel run per kernel
+    expect_run_k = sorted(starts) + [k]
+    bytecode, table = _lower_edited(ctx, module)
+    assert table[H["K"]] == k and table[H["NCHUNKS"]] == len(sizes) == 2
+    assert _section(table, "OFF_RUN_K", len(expect_run_k)).tolist() == expect_run_k
+    fil = _section(table, "OFF_CHUNK_FIL", 128 * len(sizes)).reshape(len(sizes), 128)
+    assert np.concatenate([fil[i, :s] for i, s in enumerate(sizes)]).tolist() == chunks.tolist()
+    fidx = _section(table, "OFF_FIDX", -(-k // 4)).astype(np.int32).view(np.uint8)[:k]
+    assert fidx.tolist() == kernel_filter.tolist()
+    x = rng.standard_normal((1, 6, 11, 10)).astype(np.float32)
+    y = _run_host(bytecode, x)
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(dense), torch.from_numpy(bias),
+                                     padding=1).numpy()
+    assert np.abs(y - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+def test_kernel_runs_the_chunks_fkr_chose():
+    """FKR told to deal 70 filters into 16-filter chunks (its rule would say 64): the kernel runs 5 chunks, those
+    of the attribute, and still matches torch."""
+    require_microkernels("host")
+    rng = np.random.default_rng(9)
+    text, dense, bias = conv_module(rng, n=1, f=70, connectivity=0.3)
+    ctx, module, op = _optimized(text, chunk_size=16)
+    with ctx:
+        chunks, sizes = _table(op, "chunk_filters"), _table(op, "chunk_sizes")
+    assert sizes.tolist() == [14] * 5
+    bytecode, table = _lower_edited(ctx, module)
+    assert table[H["NCHUNKS"]] == 5
+    fil = _section(table, "OFF_CHUNK_FIL", 128 * 5).reshape(5, 128)
+    assert np.concatenate([fil[i, :s] for i, s in enumerate(sizes)]).tolist() == chunks.tolist()
+    x = rng.standard_normal((1, 6, 11, 10)).astype(np.float32)
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(dense), torch.from_numpy(bias),
+                                     padding=1).numpy()
+    assert np.abs(_run_host(bytecode, x) - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("table,message", [("chunk_filters", "chunk_filters"), ("runs", "runs"),
+                                           ("run_taps", "run_taps")])
+def test_inconsistent_edited_table_is_a_plan_error(table, message):
+    """A hand-edited table the kernel cannot follow is a PlanError naming the table, before anything runs: two
+    filters swapped between chunks (their kernels still sit in the old chunks), a run stretched over the next
+    run's kernels (another pattern or channel), a reuse mark of taps that are not the run's pattern's."""
+    ctx, module, op = _optimized(conv_module(np.random.default_rng(8), f=70, connectivity=0.3)[0])
+    with ctx:
+        values = _table(op, table)
+        if table == "chunk_filters":
+            sizes = _table(op, "chunk_sizes")
+            a, b = 0, int(sizes[0])  # the first filters of chunks 0 and 1
+            values[a], values[b] = values[b], values[a]
+            values[:sizes[0]].sort()
+            values[sizes[0]:].sort()
+        elif table == "runs":
+            values[0, 2] += values[1, 2]
+            values = np.delete(values, 1, axis=0)
+            op.attributes["run_taps"] = i32_elements(np.delete(_table(op, "run_taps"), 1))
+        else:
+            values[0] = 1 << 8
+        op.attributes[table] = i32_elements(values)
+        with pytest.raises(PlanError, match=message):
+            LowerToMicrokernels().run(module, PassContext())

@@ -52,15 +52,19 @@ class Conv2dOp(SparsePattern.Operation, name="conv2d", traits=[Pure]):
       filter_block i64 >= 1.
       strides      array<i64: sh, sw>;  padding  array<i64: ph, pw>.
     Canonical kernel order: kernels (f, c) with kept[f // filter_block, c] == 1, row-major over (f, c).
-    Attributes added by the passes (optional, each checked when present):
-      kernel_order   tensor<K x i32>, a permutation of [0, K) (filter-kernel-reorder, applied to the weights by
-                     compact-weights).
-      chunk_size     i64: filters per chunk of work (filter-kernel-reorder), chunk j = filters
-                     [j*chunk_size, (j+1)*chunk_size).
+    Attributes added by the passes (optional; lower-to-microkernels packs each as it is, the one absent takes its
+    pass's default, and a table the kernel cannot follow is a PlanError naming it):
+      kernel_order   tensor<K x i32>, a permutation of [0, K): row i holds canonical kernel kernel_order[i]; rows
+                     in (chunk, channel, pattern, filter) order (filter-kernel-reorder, which permutes the rows).
+      chunk_filters  tensor<F x i32>, chunk_sizes tensor<n_chunks x i32>: the filters of each chunk of work,
+                     chunk by chunk, each ascending (filter-kernel-reorder).
+      runs           tensor<R x 3 x i32>: (first row, pattern, count): stretches of one (chunk, channel) and one
+                     pattern, one pattern loop of the microkernel each (group-patterns).
       groups         tensor<G x 2 x i32>: (first filter, filter count) of each group, one batch entry of the
                      portable path's matmul (group-patterns); consecutive, covering [0, F).
-      kernel_filter, group_offsets (compact-weights), tap_masks (reuse-loads): tables documented in those
-                     passes.
+      kernel_filter  tensor<K x i32>: each row's filter as its index in its chunk (compact-weights).
+      run_taps       tensor<R x i32>: per run, the taps it loads once for all its kernels (its pattern's, as a
+                     bit mask) or 0 (reuse-loads).
     Invariants (verify_conv2d): K equals the number of kept kernels; every pattern id is in [0, L); every library
     row is center-plus-3; operand and attribute shapes agree with each other and with the result.
     """

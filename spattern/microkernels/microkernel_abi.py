@@ -5,16 +5,10 @@ The packer is pure numpy and mirrors kernels/pattern_conv.h exactly (header slot
 `lower-to-microkernels` emits as constants, and what tests and benchmarks feed the C kernel directly, so the
 kernel's numerics can be checked against torch in milliseconds without compiling an IREE module.
 
-Order of the kept kernels (FKR + FKW): filters are dealt into chunks of <= 64 or <= 128 (chunk_size) with similar
-kept-kernel counts (load balance: a chunk is one workgroup's unit of work); inside a chunk, kernels are ordered by
-(input channel, pattern, filter), so each (chunk, channel, pattern) is one run that one hard-coded loop of the
-kernel serves.
-
-The two optimisations can be switched off for the ablation (`lower-to-microkernels` does so when the
-`filter-kernel-reorder` or `reuse-loads` pass did not run): `reorder=False` keeps filters in their own order,
-chunk_size per chunk, and kernels in (channel, filter) order, so consecutive kernels rarely share a pattern and the
-kernel's pattern switch is taken (and mispredicted) per kernel; `reuse_loads=False` makes every kernel its own
-run, so its 4 tap vectors are loaded for it alone instead of once per run of same-pattern kernels.
+It serializes a `ConvSchedule`, the tables the passes decided (filter-kernel-reorder's chunks and kernel order,
+compact-weights' chunk-local filter indices, group-patterns' runs as reuse-loads marked them), and decides
+nothing itself: it checks that the tables are ones the kernel can follow (PlanError naming the table; the kernel
+traps on bad tables too, kernels/sp_check.h) and writes them out as they are.
 """
 
 from __future__ import annotations
@@ -34,7 +28,6 @@ from spattern.patterns import CANDIDATES
 ABI_MAGIC = 0x53504B33  # "SPK3"
 TILE = 96  # SPK_TILE
 CHUNK = 128  # SPK_CHUNK: the most filters per chunk (the kernel's accumulator buffer and chunk_fil stride)
-SMALL_CHUNK = 64  # chunk size for layers with fewer filters or too few workgroups (chunk_size)
 HEADER_SIZE = 32  # SPK_H_SIZE
 # Header slots, in the order of the enum in kernels/pattern_conv.h.
 H = {name: i for i, name in enumerate(
@@ -139,62 +132,48 @@ class PackedConv:
         return 4 * self.kept_kernels * g.n * g.ho * g.wo
 
 
-def chunk_size(f: int, work_units: int) -> int:
-    """Filters per chunk for a layer of f filters whose image gives work_units (images x tiles) units.
+@dataclass(frozen=True)
+class ConvSchedule:
+    """What the passes decided for one conv, as the tables the kernel reads (pack_conv serializes them as they are).
 
-    Larger chunks make longer runs of same-pattern kernels per (chunk, channel), so each run's tap loads and loop
-    exit are spread over more kernels: 128-filter chunks measured +3-18% (one core, r=0.5) and +-4% (r=0) over 64
-    for 256 and 512 filters (bench/results/microkernels-tuning.txt). They are used only where they still leave
-    >= 8 workgroups (threads need work) and for f >= 256 (at 128 filters the gain was mixed); their accumulators
-    (57 KiB) no longer fit L1, which the longer runs more than pay for."""
-    if f >= 2 * CHUNK and work_units * math.ceil(f / CHUNK) >= 8:
-        return CHUNK
-    return SMALL_CHUNK
+    chunks: per chunk of work, its global filters in ascending order (a filter's chunk-local index is its position);
+    the chunks partition [0, F), each of 1..CHUNK filters (filter-kernel-reorder).
+    filters, channels, patterns [K]: the kept kernel the kernel reads at each position (its global filter, input
+    channel and global pattern id, 0..55), in the kernel's reading order: grouped by (chunk, channel) in ascending
+    order (filter-kernel-reorder's kernel order).
+    kernel_filter [K]: each kernel's chunk-local filter index (compact-weights).
+    runs [R, 3]: (first kernel, global pattern id, count): consecutive kernels of one (chunk, channel) and one
+    pattern that load the pattern's taps once (group-patterns' runs, split as reuse-loads marked them)."""
 
-
-def chunk_filters(kept_per_filter: np.ndarray, size: int = SMALL_CHUNK) -> list[np.ndarray]:
-    """Deals filters into ceil(F/size) chunks of at most size filters with similar total work (longest first
-    into the least-loaded chunk that has room), each chunk's filters in ascending order."""
-    f = len(kept_per_filter)
-    nch = max(1, math.ceil(f / size))
-    cap = math.ceil(f / nch)
-    load = np.zeros(nch, dtype=np.int64)
-    members: list[list[int]] = [[] for _ in range(nch)]
-    for fi in np.argsort(-kept_per_filter, kind="stable"):
-        open_chunks = [i for i in range(nch) if len(members[i]) < cap]
-        best = min(open_chunks, key=lambda i: (load[i], i))
-        members[best].append(int(fi))
-        load[best] += int(kept_per_filter[fi])
-    return [np.asarray(sorted(m), dtype=np.int64) for m in members]
+    chunks: tuple[np.ndarray, ...]
+    filters: np.ndarray
+    channels: np.ndarray
+    patterns: np.ndarray
+    kernel_filter: np.ndarray
+    runs: np.ndarray
 
 
-def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bias: np.ndarray | None,
+def pack_conv(weight: np.ndarray, schedule: ConvSchedule, bias: np.ndarray | None,
               input_shape: tuple[int, int, int, int], stride: int = 1, padding: int = 1, relu: bool = False,
-              workgroups: int = DEFAULT_WORKGROUPS, check_zeros: bool = True, reorder: bool = True,
-              reuse_loads: bool = True, residual: bool = False,
+              workgroups: int = DEFAULT_WORKGROUPS, check_zeros: bool = True, residual: bool = False,
               out_pad: tuple[int, int, int, int] = (0, 0, 0, 0),
               res_pad: tuple[int, int, int, int] = (0, 0, 0, 0)) -> PackedConv:
-    """Packs a pruned dense weight [F, C, 3, 3] with its per-kernel global pattern ids [F, C] and kept mask
-    [F, C] for an input of shape [N, C, H, W]. Weights outside a kernel's pattern must be zero (check_zeros).
-    reorder / reuse_loads: FKR and LRE, on by default (see the module docstring). relu / residual: the fused
-    epilogue, out = relu(conv + bias + residual), the residual [N, F, Ho, Wo] being the kernel's 4th buffer.
-    out_pad (top, bottom, left, right): write the output with that many zeros around it, as the next conv's
-    padded input (`consumer_pads` of that conv), so no pad runs between the two convs. res_pad: the residual is
-    read from a buffer with that padding around it (a producer's padded output, read in place of its interior)."""
+    """Serializes a pruned dense weight [F, C, 3, 3] for an input of shape [N, C, H, W] with the tables of
+    `schedule`, as they are: it checks them (PlanError naming the table) and decides nothing. Weights outside the
+    scheduled kernels' patterns must be zero (check_zeros), so a schedule that drops a kept kernel is an error.
+    relu / residual: the fused epilogue, out = relu(conv + bias + residual), the residual [N, F, Ho, Wo] being the
+    kernel's 4th buffer. out_pad (top, bottom, left, right): write the output with that many zeros around it, as
+    the next conv's padded input (`consumer_pads` of that conv), so no pad runs between the two convs. res_pad:
+    the residual is read from a buffer with that padding around it (a producer's padded output, read in place of
+    its interior)."""
     weight = np.asarray(weight, dtype=np.float32)
     if weight.ndim != 4 or weight.shape[2:] != (3, 3):
         raise ConfigError(f"pattern conv weight must be [F, C, 3, 3], got {weight.shape}")
     f, c = weight.shape[:2]
-    pattern_ids = np.asarray(pattern_ids, dtype=np.int64)
-    kept = np.asarray(kept, dtype=bool)
-    if pattern_ids.shape != (f, c) or kept.shape != (f, c):
-        raise PlanError(f"pattern ids {pattern_ids.shape} and kept mask {kept.shape} must both be [F, C] = {(f, c)}")
     if stride not in (1, 2) or padding not in (0, 1):
         raise ConfigError(f"pattern microkernels support stride 1/2 and padding 0/1, got {stride}/{padding}")
     if len(input_shape) != 4 or input_shape[1] != c:
         raise ConfigError(f"input shape {input_shape} must be [N, {c}, H, W]")
-    if np.any(kept & ((pattern_ids < 0) | (pattern_ids >= len(CANDIDATES)))):
-        raise PlanError("a kept kernel has a pattern id outside 0..55")
     geo = ConvGeometry(int(input_shape[0]), c, int(input_shape[2]), int(input_shape[3]), f, stride, padding)
     if geo.ho < 1 or geo.wo < 1:
         raise ConfigError(f"input {input_shape} is too small for a 3x3 conv with padding {padding}")
@@ -202,41 +181,27 @@ def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bia
     for name, pads in (("out_pad", out_pad), ("res_pad", res_pad)):
         if len(pads) != 4 or min(pads) < 0:
             raise ConfigError(f"{name} must be 4 non-negative ints (top, bottom, left, right), got {pads}")
+    chunk_of, local_of = _check_chunks(schedule.chunks, f)
+    ff, cc, pp, run_first = _check_kernels(schedule, f, c, chunk_of, local_of)
     flat = weight.reshape(f, c, 9)
     if check_zeros:
         allowed = np.zeros((f, c, 9), dtype=bool)
-        ff, cc = np.nonzero(kept)
-        allowed[ff[:, None], cc[:, None], _TAPS[pattern_ids[ff, cc]]] = True
+        allowed[ff[:, None], cc[:, None], _TAPS[pp]] = True
         if np.any(flat[~allowed] != 0):
-            raise PlanError("weights are non-zero outside their kernel's pattern (or in a removed kernel)")
+            raise PlanError("weights are non-zero outside their kernel's pattern (or in a kernel the schedule "
+                            "does not list)")
 
-    size = chunk_size(f, geo.n * geo.ntiles())
-    chunks = (chunk_filters(kept.sum(axis=1), size) if reorder
-              else np.array_split(np.arange(f), max(1, math.ceil(f / size))))
-    nch = len(chunks)
-    chunk_of = np.empty(f, dtype=np.int64)
-    local_of = np.empty(f, dtype=np.int64)
+    nch, k = len(schedule.chunks), len(ff)
     chunk_fil = np.zeros((nch, CHUNK), dtype=np.int32)
     chunk_nf = np.zeros(nch, dtype=np.int32)
-    for i, members in enumerate(chunks):
-        chunk_of[members] = i
-        local_of[members] = np.arange(len(members))
+    for i, members in enumerate(schedule.chunks):
         chunk_fil[i, : len(members)] = members
         chunk_nf[i] = len(members)
-
-    ff, cc = np.nonzero(kept)
-    pp = pattern_ids[ff, cc]
-    order = np.lexsort((local_of[ff], pp, cc, chunk_of[ff]) if reorder else (local_of[ff], cc, chunk_of[ff]))
-    ff, cc, pp = ff[order], cc[order], pp[order]
-    k = len(ff)
     fkw = flat[ff[:, None], cc[:, None], _TAPS[pp]].astype(np.float32)  # [K, 4], taps ascending
     group = chunk_of[ff] * c + cc  # (chunk, channel) of each kernel
-    new_run = np.ones(k, dtype=bool)
-    if k:
-        new_run[1:] = (group[1:] != group[:-1]) | (pp[1:] != pp[:-1]) | (not reuse_loads)
-    run_first = np.nonzero(new_run)[0]
+    runs = np.asarray(schedule.runs, dtype=np.int64).reshape(-1, 3)
     run_k = np.append(run_first, k).astype(np.int32)
-    run_pid = pp[run_first].astype(np.int32)
+    run_pid = runs[:, 1].astype(np.int32)
     run_start = np.searchsorted(group[run_first], np.arange(nch * c + 1), side="left").astype(np.int32)
 
     ntiles = geo.ntiles()
@@ -245,7 +210,8 @@ def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bia
     tpg = math.ceil(ntiles / ngroups)
     ngroups = math.ceil(ntiles / tpg)
 
-    parts = [_as_words(local_of[ff].astype(np.uint8)), run_start, run_pid, run_k, chunk_fil.reshape(-1), chunk_nf]
+    fidx = np.asarray(schedule.kernel_filter, dtype=np.int64).astype(np.uint8)
+    parts = [_as_words(fidx), run_start, run_pid, run_k, chunk_fil.reshape(-1), chunk_nf]
     offsets, pos = [], HEADER_SIZE
     for part in parts:
         offsets.append(pos)
@@ -266,6 +232,62 @@ def pack_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bia
     weights = np.concatenate([fkw.reshape(-1), b]).astype(np.float32)
     return PackedConv(geo, weights, table, geo.n * nch * ngroups, bool(relu), k, bool(residual), out_pad,
                       res_pad if residual else (0, 0, 0, 0))
+
+
+def _check_chunks(chunks: tuple[np.ndarray, ...], f: int) -> tuple[np.ndarray, np.ndarray]:
+    """(chunk, chunk-local index) of every filter; PlanError unless the chunks partition [0, f) into ascending
+    lists of 1..CHUNK filters (what the kernel's chunk_fil / chunk_nf tables may hold)."""
+    chunk_of = np.full(f, -1, dtype=np.int64)
+    local_of = np.full(f, -1, dtype=np.int64)
+    if not chunks:
+        raise PlanError("chunk_filters: a conv needs at least one chunk of filters")
+    for i, members in enumerate(chunks):
+        members = np.asarray(members, dtype=np.int64)
+        if not 1 <= len(members) <= CHUNK:
+            raise PlanError(f"chunk_filters: chunk {i} has {len(members)} filters; a chunk holds 1..{CHUNK}")
+        if np.any(np.diff(members) <= 0) or members[0] < 0 or members[-1] >= f or np.any(chunk_of[members] >= 0):
+            raise PlanError(f"chunk_filters: chunk {i} {members.tolist()} is not an ascending list of filters "
+                            f"0..{f - 1} that no other chunk holds")
+        chunk_of[members] = i
+        local_of[members] = np.arange(len(members))
+    if np.any(chunk_of < 0):
+        raise PlanError(f"chunk_filters: filters {np.nonzero(chunk_of < 0)[0][:8].tolist()} are in no chunk")
+    return chunk_of, local_of
+
+
+def _check_kernels(schedule: ConvSchedule, f: int, c: int, chunk_of: np.ndarray,
+                   local_of: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(filters, channels, pattern ids, first kernel of each run) of the schedule, after checking that the kernel
+    order, kernel_filter and runs are tables the kernel can follow (PlanError naming the table)."""
+    ff, cc, pp = (np.asarray(a, dtype=np.int64).reshape(-1)
+                  for a in (schedule.filters, schedule.channels, schedule.patterns))
+    k = len(ff)
+    if len(cc) != k or len(pp) != k or np.any((ff < 0) | (ff >= f) | (cc < 0) | (cc >= c)):
+        raise PlanError(f"kernel_order: the kernels' filters / channels must be {k} entries in [0, {f}) / [0, {c})")
+    if np.any((pp < 0) | (pp >= len(CANDIDATES))):
+        raise PlanError("a kept kernel has a pattern id outside 0..55")
+    if len(np.unique(ff * c + cc)) != k:
+        raise PlanError("kernel_order: a kernel (filter, channel) is listed twice")
+    group = chunk_of[ff] * c + cc
+    if np.any(np.diff(group) < 0):
+        raise PlanError("kernel_order: the kernels are not grouped by (chunk, channel) in ascending order "
+                        "(do kernel_order and chunk_filters disagree?)")
+    kf = np.asarray(schedule.kernel_filter, dtype=np.int64).reshape(-1)
+    if len(kf) != k or np.any(kf != local_of[ff]):
+        raise PlanError("kernel_filter: an entry is not its kernel's index in its chunk's filter list "
+                        "(chunk_filters)")
+    runs = np.asarray(schedule.runs, dtype=np.int64).reshape(-1, 3)
+    first, pid, count = runs[:, 0], runs[:, 1], runs[:, 2]
+    if np.any(count < 1) or not np.array_equal(first, np.concatenate([[0], np.cumsum(count)[:-1]])[:len(runs)]) \
+            or int(count.sum()) != k:
+        raise PlanError(f"runs: the runs must be consecutive (first, pattern, count >= 1) rows covering the {k} "
+                        "kernels")
+    run_of = np.repeat(np.arange(len(runs)), count)
+    if k and (np.any(group != group[first][run_of]) or np.any(pp != pid[run_of])):
+        bad = int(run_of[(group != group[first][run_of]) | (pp != pid[run_of])][0])
+        raise PlanError(f"runs: run {bad} {runs[bad].tolist()} holds kernels of another (chunk, channel) or "
+                        "pattern")
+    return ff, cc, pp, first
 
 
 def padded_shape(shape: tuple[int, int, int, int], pads: tuple[int, int, int, int]) -> tuple[int, int, int, int]:

@@ -36,9 +36,12 @@ same conv is dense or a gather + matmul that is fast only with >= 64 filters per
 run (stride other than 1/2, unequal strides or padding, padding > 1) are left for lower-to-linalg, which the
 microkernel pipeline runs after this pass (recorded as "portable" fallbacks; an unfused residual as "unfused").
 
-The packed order follows the passes that ran before: without `filter-kernel-reorder` (no `kernel_order` on the
-op) kernels stay in filter order, and without `reuse-loads` (no `tap_masks`) every kernel loads its own taps;
-that is how the ablation in bench/speed.py switches FKR and LRE off on this path.
+The kernel's tables are the op's, packed as they are (`op_schedule`; microkernel_abi.pack_conv checks and
+serializes them): filter-kernel-reorder's chunks and kernel order, compact-weights' chunk-local filter indices,
+group-patterns' runs as reuse-loads marked them. A table whose pass did not run takes that pass's default (no
+reorder: consecutive chunks of <= 64 filters, kernels in (chunk, channel, filter) order; no runs or no marks:
+every kernel its own run); that is how the ablation in bench/speed.py switches FKR and LRE off on this path. A
+hand-edited table runs as edited, and one the kernel cannot follow is a PlanError naming it.
 """
 
 from __future__ import annotations
@@ -50,11 +53,19 @@ import numpy as np
 from torch_mlir import ir
 
 from ..dialect.constants import constant_array
-from ..dialect.sparse_pattern import CONV2D, conv2d_info, load_dialect
-from ..errors import CompileError
-from ..microkernels.microkernel_abi import DEFAULT_WORKGROUPS, PackedConv, consumer_pads, pack_conv
+from ..dialect.sparse_pattern import CONV2D, Conv2dInfo, conv2d_info, load_dialect
+from ..errors import CompileError, PlanError
+from ..patterns import CANDIDATES
+from ..microkernels.microkernel_abi import (DEFAULT_WORKGROUPS, ConvGeometry, ConvSchedule, PackedConv,
+                                             consumer_pads, pack_conv)
 from ..microkernels.microkernel_dispatch import CALLEE_PREFIX, MicrokernelCall, declaration_text
 from .base import tensor_type as _t
+from .compact_weights import local_filters
+from .filter_kernel_reorder import (chunk_size, deal_filters, identity_chunks, op_chunks, reading_kernels,
+                                    reading_order, sorted_kernels)
+from .group_patterns import chunk_pattern_runs, runs_or_default
+from .reuse_loads import kernel_runs, tap_bits
+from .schedule import optional_table
 from .base import (PassContext, add_functions, as_op, dense_constant, fresh_symbol, is_elementwise,
                    module_symbols, ops_named, produced_by, same_value, users)
 
@@ -319,7 +330,6 @@ class LowerToMicrokernels:
         out_shape = tuple(int(d) for d in ir.RankedTensorType(op.results[0].type).shape)
         dense = info.expand(constant_array(op.operands[1]))
         bias = constant_array(op.operands[2]).astype(np.float32)
-        global_ids = np.asarray(info.library_ids(), dtype=np.int64)[info.filter_patterns()]
         epilogue = find_epilogue(op)
         # At the last fused op: a residual may be computed after the conv (ResNet's downsample branch).
         last = epilogue.ops[-1] if epilogue.ops else op
@@ -328,10 +338,9 @@ class LowerToMicrokernels:
         found = padded_source(residual) if residual is not None else None
         if found is not None:
             residual, res_pad = found  # read in place: no copy of the interior
-        packed = pack_conv(dense, global_ids, info.filter_kept(), bias, in_shape, stride=info.strides[0],
-                           padding=info.padding[0], workgroups=self.workgroups,
-                           reorder="kernel_order" in op.attributes, reuse_loads="tap_masks" in op.attributes,
-                           relu=epilogue.relu, residual=residual is not None,
+        packed = pack_conv(dense, op_schedule(op, info), bias, in_shape, stride=info.strides[0],
+                           padding=info.padding[0], workgroups=self.workgroups, relu=epilogue.relu,
+                           residual=residual is not None,
                            out_pad=pattern_consumer_pads(last.results[0], shared=True), res_pad=res_pad)
         if packed.out_shape != out_shape:
             raise CompileError(f"lower-to-microkernels: {op.location}: result {out_shape} but the kernel "
@@ -380,6 +389,54 @@ func.func private @{name}_pad(%x: {x_t}) -> {p_t} {{
             if sliced is not None and sliced.name == "tensor.extract_slice" and not list(sliced.results[0].uses):
                 sliced.erase()
         return packed.kept_kernels, epilogue, any(packed.out_pad)
+
+
+def op_schedule(op: ir.Operation, info: Conv2dInfo) -> ConvSchedule:
+    """The kernel's tables as the passes left them on `op` (each absent one: its pass's default)."""
+    return schedule_tables(info, op_chunks(op, info), reading_order(op, info), optional_table(op, "kernel_filter"),
+                           optional_table(op, "runs"), optional_table(op, "run_taps"))
+
+
+def schedule_tables(info: Conv2dInfo, chunks: list[np.ndarray], order: np.ndarray, kernel_filter: np.ndarray | None,
+                    runs: np.ndarray | None, run_taps: np.ndarray | None) -> ConvSchedule:
+    """The ConvSchedule of these chunks, reading order (canonical kernels), kernel_filter, runs (library pattern
+    indices) and run_taps; None: that table's pass did not run (its default)."""
+    f, c, p = reading_kernels(info, order)
+    if kernel_filter is None:
+        kernel_filter = local_filters(chunks, f, info.out_channels)
+    runs = runs_or_default(runs, p)
+    if np.any((runs[:, 1] < 0) | (runs[:, 1] >= len(info.library))):
+        raise PlanError(f"runs: a run's pattern is outside the library's {len(info.library)} entries")
+    table_runs = kernel_runs(runs, run_taps, info.library)
+    ids = np.asarray(info.library_ids(), dtype=np.int64)
+    table_runs[:, 1] = ids[table_runs[:, 1]]
+    return ConvSchedule(tuple(chunks), f, c, ids[p], kernel_filter, table_runs)
+
+
+def pack_pruned_conv(weight: np.ndarray, pattern_ids: np.ndarray, kept: np.ndarray, bias: np.ndarray | None,
+                     input_shape: tuple[int, int, int, int], *, stride: int = 1, padding: int = 1,
+                     reorder: bool = True, reuse_loads: bool = True, **packing: object) -> PackedConv:
+    """pack_conv of a pruned dense weight [F, C, 3, 3] (global pattern ids and kept mask [F, C]) with the tables the
+    passes decide for it: filter-kernel-reorder (reorder), group-patterns, compact-weights and reuse-loads
+    (reuse_loads); for tests and benchmarks that run the kernel without IR. `packing`: pack_conv's options."""
+    f, c = np.asarray(weight).shape[:2]
+    pattern_ids, kept = np.asarray(pattern_ids, dtype=np.int64), np.asarray(kept, dtype=bool)
+    if pattern_ids.shape != (f, c) or kept.shape != (f, c):
+        raise PlanError(f"pattern ids {pattern_ids.shape} and kept mask {kept.shape} must both be [F, C] = {(f, c)}")
+    if np.any(kept & ((pattern_ids < 0) | (pattern_ids >= len(CANDIDATES)))):
+        raise PlanError("a kept kernel has a pattern id outside 0..55")
+    ids, index = np.unique(np.where(kept, pattern_ids, pattern_ids[kept][0] if kept.any() else 0),
+                           return_inverse=True)
+    info = Conv2dInfo(c, f, 1, np.asarray(CANDIDATES, dtype=np.int64)[ids], index.reshape(f, c), kept,
+                      (stride, stride), (padding, padding), None)
+    n, _, h, w = input_shape
+    units = n * ConvGeometry(n, c, h, w, f, stride, padding).ntiles()
+    chunks = (deal_filters(kept.sum(axis=1), chunk_size(f, units)) if reorder else identity_chunks(f))
+    order = sorted_kernels(info, chunks, by_pattern=reorder)
+    runs = chunk_pattern_runs(info, chunks, order)
+    marks = tap_bits(info.library)[runs[:, 1]] if reuse_loads else None
+    return pack_conv(weight, schedule_tables(info, chunks, order, None, runs, marks), bias, input_shape,
+                     stride=stride, padding=padding, **packing)  # type: ignore[arg-type]
 
 
 def interior(padded: ir.Value, pads: tuple[int, int, int, int], shape: tuple[int, ...]) -> ir.Value:

@@ -1,7 +1,8 @@
-"""Decisions shared by the passes that write them and the lowerings that read them: filter groups and the taps
-each group (or chunk) reads. Each function is the one definition of its table's meaning; the passes store the
-result as attributes, and the lowerings recompute the pass-free default when a pass was switched off (ablation),
-so every combination of passes stays correct.
+"""Decisions shared by the passes that write them and the portable lowering that reads them: filter groups and
+the taps each group reads. Each function is the one definition of its table's meaning; the passes store the
+result as attributes, and lower-to-linalg uses the pass-free default (`block_groups`) when group-patterns was
+switched off, so every combination of passes stays correct. (The microkernel path's tables and their defaults
+live with the passes that decide them: filter_kernel_reorder, group_patterns, compact_weights, reuse_loads.)
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def merged_groups(info: Conv2dInfo, min_filters: int) -> np.ndarray:
 
 
 def group_tap_masks(info: Conv2dInfo, groups: np.ndarray) -> np.ndarray:
-    """[G, C, 9] bool: tap t of channel c is read by some kept kernel of the group."""
+    """[G, C, 9] bool: tap t of channel c is read by some kept kernel of the group (lower-to-linalg's rows)."""
     kept = info.filter_kept()
     taps = np.zeros((len(info.library), 9), dtype=bool)
     for i, row in enumerate(info.library):
