@@ -3,6 +3,8 @@
     python -m spattern.opt --pass-pipeline=import-patterns,lower-to-linalg --plan plan.json in.mlir [-o out.mlir]
     python -m spattern.opt --verify-only in.mlir          # parse + run the sparse_pattern verifier
     python -m spattern.opt --export-demo conv3x3          # a one-conv model through the torch-mlir export
+    python -m spattern.opt --materialize=host in.mlirbc -o out.mlirbc
+                                                          # microkernel calls -> IREE dispatches (the finalize step)
 
 Errors print one line `error: <message>` on stderr and exit with status 1.
 """
@@ -43,6 +45,18 @@ def _export_demo(kind: str) -> ir.Module:
                                 func_name="main")
 
 
+def _materialize(args: argparse.Namespace) -> int:
+    """--materialize: IREE's context, not ours (the module already holds IREE ops after finalize), so the input
+    goes through as bytes."""
+    from .microkernels.microkernel_dispatch import materialize_microkernels
+
+    data = sys.stdin.buffer.read() if args.input == "-" else Path(args.input).read_bytes()
+    out = materialize_microkernels(data, args.materialize)
+    if args.output:
+        Path(args.output).write_bytes(out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .passes.pipeline import print_ir, run_passes
 
@@ -59,9 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dump-dir", help="write the IR after every pass here")
     ap.add_argument("--mmt4d-tile", type=int, default=0,
                     help="lower-to-linalg: gather into IREE's mmt4d layout with this tile (CPU targets; 0: GPU form)")
+    ap.add_argument("--materialize", metavar="TARGET",
+                    help="run only the finalize step (materialize_microkernels) for TARGET on a lowered module")
     ap.add_argument("--export-demo", choices=["conv3x3", "conv-bn"], help="print a torch-mlir export of a small layer")
     args = ap.parse_args(argv)
     try:
+        if args.materialize:
+            return _materialize(args)
         if args.export_demo:
             module = _export_demo(args.export_demo)
             load_dialect(module.context)

@@ -13,6 +13,8 @@ Each stage reads and writes fields of one PipelineState, so a caller can stop af
 
 from __future__ import annotations
 
+import shlex
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,9 +99,7 @@ def _stage_passes(state: PipelineState) -> None:
 def _stage_finalize(state: PipelineState) -> None:
     state.bytecode = module_to_bytecode(state.module)
     if state.info.get("lowering") == "microkernels":
-        from .microkernels.microkernel_dispatch import materialize_microkernels
-
-        state.bytecode = materialize_microkernels(state.bytecode, state.target.name)
+        state.bytecode = _materialize(state.bytecode, state.target.name, state.dump_dir)
     if state.dump_dir is not None and state.info.get("lowering") == "microkernels":
         from iree.compiler import ir as iree_ir
 
@@ -107,6 +107,29 @@ def _stage_finalize(state: PipelineState) -> None:
         ctx.allow_unregistered_dialects = True
         state.dump("90-finalize.mlir", iree_ir.Module.parse(state.bytecode, ctx).operation.get_asm(
             large_elements_limit=16, large_resource_limit=16))
+
+
+def _materialize(bytecode: bytes, target: str, dump_dir: Path | None) -> bytes:
+    """materialize_microkernels; on any failure, its input (the module before it, bytecode) is kept and the error
+    names the file and the spattern-opt command that reproduces the failure, as a failing pass's does."""
+    from .microkernels.microkernel_dispatch import materialize_microkernels
+
+    try:
+        return materialize_microkernels(bytecode, target)
+    except Exception as e:  # noqa: BLE001 - MLIR raises its own error types; a CompileError gets the repro too
+        import tempfile
+
+        folder = dump_dir if dump_dir is not None else Path(tempfile.mkdtemp(prefix="spattern-fail-"))
+        failing = folder / "failed-materialize-microkernels.mlirbc"
+        what = f"materialize-microkernels failed for target {target!r}: {type(e).__name__}: {e}"
+        try:
+            failing.write_bytes(bytecode)
+        except OSError as io_err:
+            raise CompileError(f"{what}\n  (its input could not be kept in {folder}: {io_err.strerror})") from e
+        cmd = shlex.join([sys.executable, "-m", "spattern.opt", f"--materialize={target}", str(failing),
+                          "-o", str(folder / "materialized.mlirbc")])
+        print(f"spattern: materialize-microkernels failed; reproduce with:\n  {cmd}", file=sys.stderr)
+        raise CompileError(f"{what}\n  its input (bytecode): {failing}\n  reproduce: {cmd}") from e
 
 
 def _stage_compile(state: PipelineState) -> None:

@@ -122,3 +122,91 @@ def test_an_iree_compile_crash_is_named_without_its_stack_frames(tmp_path, monke
     msg = str(e.value)
     assert "iree-compile crashed, exit status -11; 3 stack frames omitted" in msg
     assert "0x00007fd3" not in msg and str(tmp_path / "failing-input.mlirbc") in msg
+
+
+# Two pattern convs; the second has unequal strides, which lower-to-linalg refuses after it has lowered the first.
+_HALF_LOWERABLE = """
+func.func @f(%x: tensor<1x2x4x4xf32>) -> tensor<1x2x4x2xf32> {
+  %w = arith.constant dense<[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0], [9.0, 10.0, 11.0, 12.0]]> : tensor<3x4xf32>
+  %b = arith.constant dense<[0.5, -0.5]> : tensor<2xf32>
+  %0 = "sparse_pattern.conv2d"(%x, %w, %b) {library = dense<[[1, 3, 4, 5], [3, 4, 5, 7]]> : tensor<2x4xi32>, pattern_ids = dense<[[0, 1], [1, 0]]> : tensor<2x2xi32>, kept = dense<[[1, 1], [1, 0]]> : tensor<2x2xi8>, filter_block = 1 : i64, strides = array<i64: 1, 1>, padding = array<i64: 1, 1>} : (tensor<1x2x4x4xf32>, tensor<3x4xf32>, tensor<2xf32>) -> tensor<1x2x4x4xf32>
+  %1 = "sparse_pattern.conv2d"(%0, %w, %b) {library = dense<[[1, 3, 4, 5], [3, 4, 5, 7]]> : tensor<2x4xi32>, pattern_ids = dense<[[0, 1], [1, 0]]> : tensor<2x2xi32>, kept = dense<[[1, 1], [1, 0]]> : tensor<2x2xi8>, filter_block = 1 : i64, strides = array<i64: 1, 2>, padding = array<i64: 1, 1>} : (tensor<1x2x4x4xf32>, tensor<3x4xf32>, tensor<2xf32>) -> tensor<1x2x4x2xf32>
+  return %1 : tensor<1x2x4x2xf32>
+}
+"""
+
+
+def _repro(msg: str) -> list[str]:
+    import shlex
+
+    return shlex.split(msg.split("reproduce: ", 1)[1].splitlines()[0])
+
+
+def test_a_failing_pass_keeps_the_module_before_it_and_its_command_reproduces_the_failure(tmp_path):
+    from torch_mlir import ir
+
+    from spattern.dialect.sparse_pattern import conv2d_ops, load_dialect
+    from spattern.passes.pipeline import run_passes
+
+    context = ir.Context()
+    load_dialect(context)
+    with context:
+        module = ir.Module.parse(_HALF_LOWERABLE)
+    with pytest.raises(CompileError) as e:
+        run_passes(module, None, ["lower-to-linalg"], dump_dir=tmp_path, mmt4d_tile=16)
+    msg = str(e.value)
+    failing = tmp_path / "failed-lower-to-linalg.mlirbc"
+    assert "strides (1, 2) differ" in msg and f"the module before lower-to-linalg (bytecode): {failing}" in msg
+    assert len(conv2d_ops(module)) == 1  # the pass had lowered the first conv when it failed ...
+    with context:
+        kept = ir.Module.parse(failing.read_bytes())
+    assert len(conv2d_ops(kept)) == 2  # ... but the file holds the module before it
+    cmd = _repro(msg)
+    assert cmd[cmd.index("--mmt4d-tile") + 1] == "16"
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "error: pass lower-to-linalg failed: CompileError: lower-to-linalg: strides (1, 2) differ" in proc.stderr
+
+
+def test_a_pass_that_breaks_a_dialect_invariant_raises_pattern_verify_error_with_a_repro(pruned, tmp_path,
+                                                                                         monkeypatch):
+    from torch_mlir import ir
+
+    from spattern.errors import PatternVerifyError
+
+    model, plan, x = pruned
+    real_run = FilterKernelReorder.run
+
+    def scramble(self, module, ctx):
+        real_run(self, module, ctx)
+        from spattern.dialect.sparse_pattern import conv2d_ops, i32_elements
+        import numpy as np
+
+        with module.context:
+            op = conv2d_ops(module)[0]
+            order = np.array(ir.DenseIntElementsAttr(op.attributes["kernel_order"]))
+            op.attributes["kernel_order"] = i32_elements(np.zeros_like(order))
+
+    monkeypatch.setattr(FilterKernelReorder, "run", scramble)
+    state = new_state(model, [x], "host", plan=plan, lowering="linalg", dump_dir=tmp_path)
+    with pytest.raises(PatternVerifyError, match="kernel_order is not a permutation") as e:
+        run_pipeline(state, stop_after="passes")
+    assert "failed-filter-kernel-reorder.mlirbc" in str(e.value) and "reproduce: " in str(e.value)
+
+
+def test_a_materialize_failure_keeps_its_input_and_its_command_reproduces_the_failure(pruned, tmp_path,
+                                                                                      monkeypatch):
+    from spattern.runtime.microkernel_dispatch import text_to_bytecode
+
+    model, plan, x = pruned
+    bad = text_to_bytecode("func.func private @mk(%x: tensor<4xf32>) -> tensor<4xf32> "
+                           "attributes {spattern.microkernel = {workgroups = 1 : i64}}")
+    monkeypatch.setattr("spattern.pipeline.module_to_bytecode", lambda module: bad)
+    state = new_state(model, [x], "host", plan=plan, lowering="microkernels", dump_dir=tmp_path)
+    with pytest.raises(CompileError) as e:
+        run_pipeline(state, stop_after="finalize")
+    msg = str(e.value)
+    failing = tmp_path / "failed-materialize-microkernels.mlirbc"
+    assert "microkernel declaration @mk must take" in msg and failing.read_bytes() == bad
+    proc = subprocess.run(_repro(msg), capture_output=True, text=True)
+    assert proc.returncode == 1 and "error: microkernel declaration @mk must take" in proc.stderr
