@@ -10,17 +10,12 @@ Which convs: those connected to a pattern conv, directly or through elementwise 
 folded BatchNorm, a ReLU, a residual add), or through 1x1 convs this pass has already rewritten: the conv reads
 a tensor such a conv produced, its result reaches one, or its result is added to one's (a downsample's). That is
 where the pattern microkernels' NCHW meets IREE's convs. Elsewhere (MobileNet-V2's 1x1 convs between depthwise
-convs) IREE's own channels-last conv stays: there the NCHW matmul added layout changes (MobileNet-V2 0.89x as
-fast, measured).
+convs) IREE's own channels-last conv stays: there the NCHW matmul adds layout changes.
 
-Why it pays: IREE runs its convs channels-last (iree-preprocessing-convert-conv-to-channels-last), so between
-our NCHW pattern convs every 1x1 conv came with transposes, and a 1x1 conv that reads our output fused the
-transpose into its loads, which kept it off IREE's data-tiled (mmt4d) matmul path: ResNet-50's 1x1 convs took
-~25 of its 41 ms at 224 (2 threads), 1.0-2x oneDNN's time per layer. As NCHW matmuls the bottleneck chain needs
-no transpose and every 1x1 conv is data-tiled. Measured in one process, interleaved, 224, 2 threads: pattern
-ResNet-50 41.0 -> 36.3 ms (patterns only) and 36.6 -> 32.8 ms (connectivity 0.5), 1.10x, all 36 of its 1x1
-convs rewritten; ResNet-18's 3 downsample convs run 2.5x faster each (HAL profile: 131 -> 45 us at 28x28), the
-whole model within the noise (1.08x / 0.95-1.0x in repeated runs).
+Why it pays: IREE runs its convs channels-last, so between our NCHW pattern convs every 1x1 conv came with
+transposes, and one that reads our output fused the transpose into its loads, which kept it off IREE's
+data-tiled (mmt4d) matmul path. As NCHW matmuls the chain needs no transpose and every 1x1 conv is data-tiled:
+pattern ResNet-50 1.10x (the figures: bench/results/pass-measurements.txt).
 
 Runs on the microkernel path after import-patterns and dense-3x3-to-patterns (the pattern convs exist as
 `sparse_pattern.conv2d`), before lower-to-microkernels. Convs over a batch (N > 1), with dynamic shapes or mixed

@@ -8,14 +8,11 @@ input channel c under pattern j, and its input is `tensor.concat` of three copie
 channels: 1.8 MB at 224x224). The result equals the dense conv up to float summation order. The BatchNorm after
 it folds in as import-patterns folds it (the same rewrite), and every later pass treats it as a pattern conv.
 
-Why it pays (measured at 224, 2 threads, interleaved A/B of the whole model with and without this pass): IREE
-runs VGG-16-BN's RGB conv channels-last (1.5 ms) and then transposes its 64 x 224 x 224 output into the padded NCHW
-input of the first pattern conv (1.7-3.5 ms). As a pattern conv it does 12 MACs per 9 but runs in our kernel (1.3
-ms) and, its only user being the next pattern conv, writes that conv's padded input itself: no transpose, no pad.
-VGG-16-BN 1.03x (patterns only) and 1.06x (connectivity 0.5) faster; MobileNet-v2, whose RGB conv is stride 2,
-1.05x. Only convs with at most MAX_IN_CHANNELS input channels are rewritten: a dense 3x3 conv between two pattern
-convs ran 0.69x as fast decomposed with 16 channels (112x112) and 0.76x with 64 (56x56), where IREE's conv is
-efficient and the 4/3 extra MACs cost more than IREE's layout changes.
+Why it pays: IREE runs the RGB conv channels-last and then transposes its output into the padded NCHW input of
+the first pattern conv. As a pattern conv it does 12 MACs per 9, but in our kernel, and, its only user being the
+next pattern conv, writes that conv's padded input itself: no transpose, no pad (VGG-16-BN 1.03-1.06x). Only
+convs with at most MAX_IN_CHANNELS input channels are rewritten: with more, IREE's conv is efficient and the 4/3
+MACs cost more than its layout changes (the figures: bench/results/pass-measurements.txt).
 
 Runs on the microkernel path after import-patterns (the plan's convs are already pattern convs, so every
 `linalg.conv_2d_nchw_fchw` left is dense), before filter-kernel-reorder. Convs it cannot run (not 3x3, dilated,

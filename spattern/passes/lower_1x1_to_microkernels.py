@@ -14,11 +14,10 @@ the call writes that conv's padded input, zeros included, as the pattern kernel'
 `spattern.microkernel = {workgroups = ..., kernel = "conv1x1"}`: `materialize_microkernels` gives it a custom
 dispatch of kernels/conv1x1.c, as for the pattern convs. The unused matmul function is erased.
 
-Why it pays: IREE ran these matmuls at 29-50% of the FMA peak, with data-tiling copies around each; the kernel's
-register-blocked microtile (8 filters x 32 positions on AVX-512) runs them 1.05-1.45x as fast per core, its
-epilogue costs no pass over memory, and a padded output saves the pad copy before a 3x3 conv. Pattern ResNet-50
-(36 such convs): 1.18x (patterns only) / 1.16x (half the kernels removed) on one thread; ResNet-18 (3 small
-downsamples): 1.01x / 1.03x (bench/results/session7-conv1x1-kernel.txt).
+Why it pays: IREE runs these matmuls at 29-50% of the FMA peak, with data-tiling copies around each; the kernel's
+register-blocked microtile is faster per core, its epilogue costs no pass over memory, and a padded output saves
+the pad copy before a 3x3 conv: pattern ResNet-50 1.16-1.18x (the figures: bench/results/pass-measurements.txt,
+bench/results/session7-conv1x1-kernel.txt).
 
 Runs after conv-1x1-to-matmul (which picks the convs next to pattern convs) and before lower-to-microkernels, on
 the microkernel path only. A call whose weight or init is not a constant is left to IREE (counted `skipped`,

@@ -9,13 +9,10 @@ packed by `spattern.microkernels.conv1x1_abi` (layout 2: [N/B][K][B] with B up t
 declaration carries `spattern.microkernel = {kernel = "conv1x1", ...}`, which `materialize_microkernels` turns
 into a custom dispatch of kernels/conv1x1.c, as for the 1x1 convs.
 
-Why it pays: at batch 1 a Linear is a matrix-vector product, bound by reading its weights once from memory. IREE's
-matmul read VGG-16's first classifier layer (25088 -> 4096, 411 MB: a fifth of the pattern model's time) at 12
-GB/s on one thread, 22 on two (18.1-18.8 ms); the kernel's first matrix-vector loop (conv1x1.c `spg_fvec`, in
-layout 1) took 12.9-15.2 ms on two threads in the model. VGG-16 with patterns: 1.075-1.12x on one thread, 1.086x
-on two (bench/results/session9-linear-and-pool-kernels.txt). Layout 2 (`spg_vblock`) reads only the weight rows
-of nonzero inputs, which after a ReLU are about half: 15.4 -> 8.5 ms for that layer, the classifier 18.2 -> 10.2
-ms (per-dispatch minima, two threads; bench/results/session10-sparse-gemv.txt).
+Why it pays: at batch 1 a Linear is a matrix-vector product, bound by reading its weights once from memory, which
+IREE's matmul does at a fraction of the memory bandwidth. Layout 2 (`spg_vblock`) also reads only the weight rows
+of nonzero inputs, which after a ReLU are about half: VGG-16's classifier 1.8x faster (the figures:
+bench/results/pass-measurements.txt, session9-linear-and-pool-kernels.txt, session10-sparse-gemv.txt).
 
 Runs on the microkernel path only. A batch-1 matmul whose weight or init does not fold to a constant, or whose
 init is not zero, is left to IREE (counted `skipped`); matmuls over more than one row are not counted. Both are

@@ -10,11 +10,10 @@ pool's only user is a pattern conv that lower-to-microkernels lowers, the kernel
 zeros included (marked `spattern.padded_output`, read through the interior slice until then), as the 1x1 and
 pattern kernels' padded outputs do.
 
-Why it pays: IREE vectorizes an NCHW pool poorly, since the window's columns interleave in memory: VGG-16's five
-pools took 2.8 ms of a ~90 ms call on 2 threads, the first (64 channels, 224 -> 112) 2.1 ms for 16 MB of memory
-traffic. The kernel folds two rows with a vertical max, then an even/odd shuffle and a horizontal max, in whole
-vectors: 0.91 ms for the five, 0.42 for the first; VGG-16 with patterns 1.035x on one thread, 1.02x on two
-(bench/results/session9-linear-and-pool-kernels.txt).
+Why it pays: IREE vectorizes an NCHW pool poorly, since the window's columns interleave in memory. The kernel
+folds two rows with a vertical max, then an even/odd shuffle and a horizontal max, in whole vectors: VGG-16's
+five pools 3x faster (the figures: bench/results/pass-measurements.txt,
+bench/results/session9-linear-and-pool-kernels.txt).
 
 Runs on the microkernel path after pool-to-channels-last (which takes the pools after IREE's own convs, such as
 ResNet's stem pool, to NHWC: not candidates here) and before lower-to-microkernels. Other NCHW max pools (other

@@ -19,14 +19,12 @@ Each conv becomes a call to a private function (IREE inlines it) that computes o
    the weights are packed to its [groups, filters/t, rows, t, 1] left-hand side here, and the matmul is one
    `linalg.batch_mmt4d`, whose t x t tiles a transpose puts back in [filters, positions] order. (With a plain
    batch_matmul and data tiling, IREE fuses the gather into its packing but stores one float at a time.)
-Why it pays: a group of >= 64 filters that share one pattern per channel reads 4 of 9 taps per kept channel, so
-the matmul does 4/9 of the dense MACs (fewer with removed kernels), in few dispatches. VGG-16-BN at 224, filter
-blocks of 64, host, 2 threads, one interleaved run: dense IREE 293.6 ms, the earlier lowering (a channel gather,
-strided tap slices, a concat and a matmul per group) 246.9, the GPU form 204.2, the CPU form 172.0 (1.71x; MAC
-limit 2.21x). On an NVIDIA H200 through Vulkan the GPU form is 1.64x dense Vulkan where the earlier lowering was
-0.65x (bench/results/gpu-h200-vulkan.txt). It is correct for every block size: a group's rows are the union of
-the taps its filters read (zeros in the weights where a filter does not); fine blocks therefore run near dense
-speed, which is why group-patterns merges them into >= 64-filter groups.
+Why it pays: a group of >= 64 filters that share one pattern per channel reads 4 of 9 taps per kept channel, so the
+matmul does 4/9 of the dense MACs (fewer with removed kernels), in few dispatches: VGG-16-BN with 64-filter blocks
+1.71x dense IREE on the host (CPU form), 1.64x dense Vulkan on an H200 (GPU form; the figures:
+bench/results/pass-measurements.txt, gpu-h200-vulkan.txt). It is correct for every block size: a group's rows are
+the union of the taps its filters read (zeros in the weights where a filter does not); fine blocks therefore run
+near dense speed, which is why group-patterns merges them into >= 64-filter groups.
 
 Reads `groups` (group-patterns) when present, else one group per plan block. Groups shorter than the longest
 are padded with zero filters (and their rows with zero rows) so that all groups share one batched matmul.

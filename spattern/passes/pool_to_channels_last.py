@@ -4,12 +4,12 @@ to NHWC -> `linalg.pooling_nhwc_max` -> transpose back to NCHW. Same window, sam
 
 Why it pays: on CPUs IREE runs its own convs channels-last (`iree-preprocessing-convert-conv-to-channels-last`)
 and propagates the layout transposes. An NCHW max pool after such a conv (ResNet's stem) then becomes one
-dispatch that reads the conv's NHWC output and writes NCHW: a transposing pool that IREE 3.13 vectorizes badly
-(ResNet-18's stem pool, 64 channels, 112 -> 56: 0.77 ms). Written in NHWC, the first transpose cancels against
-the conv's, the pool vectorizes over channels, and the transpose back to NCHW (the layout our microkernels read)
-fuses into the pool's stores, with the next microkernel conv's pad: 0.155 ms for the same stem pool + pad.
-A pool whose input is NCHW already (after a microkernel conv, as in VGG) is not a candidate: there the rewrite
-would add a transpose (VGG-16's first pool: 1.08 -> 1.62 ms measured).
+dispatch that reads the conv's NHWC output and writes NCHW: a transposing pool that IREE 3.13 vectorizes badly.
+Written in NHWC, the first transpose cancels against the conv's, the pool vectorizes over channels, and the
+transpose back to NCHW (the layout our microkernels read) fuses into the pool's stores, with the next
+microkernel conv's pad: ResNet-18's stem pool 5x faster. A pool whose input is NCHW already (after a microkernel
+conv, as in VGG) is not a candidate: there the rewrite would add a transpose (the figures:
+bench/results/pass-measurements.txt).
 
 Runs on the microkernel path after import-patterns, when pattern convs are `sparse_pattern.conv2d` ops and only
 IREE's own convs count as producers. Pools with dynamic shapes are left alone (counted as `skipped`).

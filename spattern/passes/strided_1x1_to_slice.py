@@ -6,19 +6,13 @@ first is the same computation: same MACs, same products summed in the same order
 The subsampling is written as a reshape plus a unit-stride slice: the input cut or zero-padded (at the high end;
 the padding is never read) to [N, C, Ho*sh, Wo*sw], `tensor.expand_shape` to [N, C, Ho, sh, Wo, sw], then the
 rank-reducing `tensor.extract_slice` of element 0 of both stride dims. The obvious form, one `tensor.extract_slice`
-with strides [1, 1, sh, sw], does not work in IREE 3.13: it is fused into the consumer's loads, into the conv
-(the stride is back inside the matmul: 20x slower than before on a 256->512 56x56 conv) or into a data-tiling pack
-(dense ResNet-50 at 224 then fails to compile: "large vector sizes"). A strided-map `linalg.generic` copy is fused
-back into the generalized conv (nothing changes).
+with strides [1, 1, sh, sw], does not work in IREE 3.13: it is fused back into the conv's loads (the stride is
+back inside the matmul) or into a data-tiling pack (which then fails to compile); so is a strided-map copy.
 
-Why (bench/parts.py, bench/results/parts-224.txt): IREE 3.13 on the host CPU target does not treat a strided 1x1
-conv (the ResNet downsample convs) as a matmul: the stride stays in a `reduction_...` generic that neither data
-tiling nor the mmt4d ukernel picks up, 25-100x slower than ONNX Runtime. A stride-1 1x1 conv becomes a matmul
-(mmt4d with data tiling). Measured (x86 host, 2 threads, 224x224, load ~3.4 on 2 cores; numerics unchanged):
-dense ResNet-50: HAL-profiler sum of per-dispatch minima 204 -> 83 ms (2.5x; its three downsample convs were
-60 + 36 + 32 ms); wall, interleaved medians in one process: 295 -> 172 ms (1.72x). ResNet-50 with a random pattern
-plan (filter block 1, microkernels): 212 -> 115 ms (1.84x). Dense ResNet-18: unchanged (sum of minima 45.3 -> 44.3
-ms; wall 82 vs 88 ms, within the noise).
+Why it pays: IREE 3.13 on the host CPU target does not treat a strided 1x1 conv (the ResNet downsample convs) as
+a matmul: the stride stays in a generic that neither data tiling nor the mmt4d ukernel picks up, 25-100x slower
+than ONNX Runtime. A stride-1 1x1 conv becomes a matmul: dense ResNet-50 1.72x (the figures:
+bench/results/pass-measurements.txt, bench/results/parts-224.txt).
 
 The conv's input may come from anything (a tensor.pad of a padded 1x1 conv included: the subsampling then reads the
 padded tensor, which is exactly what the strided conv reads). A strided 1x1 conv whose shapes are not static (or

@@ -15,13 +15,10 @@ from ..errors import UnknownTargetError
 CHANNELS_LAST_PREPROCESSING = (
     "--iree-preprocessing-pass-pipeline=builtin.module(util.func(iree-preprocessing-convert-conv-to-channels-last))"
 )
-# Data tiling + IREE's mmt4d microkernel for matmuls (bench/parts.py, x86 host, 2 threads, interleaved medians,
-# numerics unchanged): IREE's own codegen for the 1x1 convs between CHW pattern convs (`matmul_like` generics)
-# is slow; data tiling packs them for mmt4d: ResNet-50 layer2 1x1 conv 3.1 -> 0.34 ms, ResNet-50 with patterns
-# 1.12-1.13x whole-model, fc layers ~1.5x; ResNet-18 / VGG-16 with patterns and dense ResNet-18/50, MobileNetV2
-# unchanged (0.98-1.04x). Constant weights are packed at compile time (const-eval: no per-call repacking, same
-# .vmfb size). The portable pattern lowering on CPUs gets them too: its batched matmuls run as mmt4d (see
-# spattern/passes/lower_to_linalg.py); bench/dense.py still compares with and without.
+# Data tiling + IREE's mmt4d microkernel for matmuls: IREE's own codegen for the 1x1 convs between CHW pattern
+# convs is slow, data tiling packs them for mmt4d (ResNet-50 with patterns 1.12x; the figures:
+# bench/results/pass-measurements.txt). Constant weights are packed at compile time (const-eval). The portable
+# pattern lowering on CPUs gets them too: its batched matmuls run as mmt4d; bench/dense.py compares with and without.
 # arm64 compiles with them too but stays without until it can be timed on a device.
 DATA_TILING_MMT4D = ("--iree-opt-data-tiling", "--iree-llvmcpu-enable-ukernels=mmt4d")
 
