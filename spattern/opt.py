@@ -58,7 +58,7 @@ def _materialize(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .passes.pipeline import print_ir, run_passes
+    from .passes.registry import print_ir, run_passes
 
     ap = argparse.ArgumentParser(prog="spattern-opt", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -78,7 +78,7 @@ def _stage_passes(state: PipelineState) -> None:
     pre = list(state.target.pre_passes)
     if state.plan is None and not pre:
         return
-    from .passes.pipeline import default_pipeline, run_passes
+    from .passes.registry import default_pipeline, run_passes
 
     names = list(pre)
     if state.plan is not None:

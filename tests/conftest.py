@@ -1,4 +1,5 @@
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -31,3 +32,22 @@ def require_microkernels(target: str = "x86_64") -> None:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def pruned_vgg_small_files(tmp_path_factory) -> SimpleNamespace:
+    """A vgg_small (10 classes, 32x32) magnitude-pruned once per session and saved as the CLI gets it: its state
+    dict and its plan folder. `.args`: the arguments `spattern.report.report_command` takes for it; `.n_planned`:
+    how many layers the plan covers."""
+    from spattern import models
+    from spattern.pruning import PruneConfig, prune
+
+    folder = tmp_path_factory.mktemp("pruned-vgg-small")
+    model = models.build("vgg_small", num_classes=10, image_size=32)
+    res = prune(model, torch.randn(1, 3, 32, 32),
+                PruneConfig(method="magnitude", distill_steps=0, recalibrate_bn=False), progress=False)
+    torch.save(res.model.state_dict(), folder / "w.pt")
+    res.plan.save(folder / "plan")
+    args = {"model": folder / "w.pt", "zoo": "vgg_small", "plan": folder / "plan", "num_classes": 10,
+            "input_shape": (1, 3, 32, 32)}
+    return SimpleNamespace(args=args, n_planned=len(res.plan.layers))

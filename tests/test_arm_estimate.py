@@ -6,11 +6,9 @@ from __future__ import annotations
 import io
 
 import pytest
-import torch
 from rich.console import Console
 
-from spattern import arm_estimate, models, report
-from spattern.pruning import PruneConfig, prune
+from spattern import arm_estimate, report
 
 
 def test_table_is_shipped_and_names_its_model():
@@ -32,16 +30,9 @@ def test_layer_cycles_follow_the_kept_kernels(stride):
     assert full["dense"] / full["pattern"] <= 9 / 4 and half["dense"] / half["pattern"] <= 9 / 2
 
 
-def test_report_with_arm_target_prints_model_table(tmp_path):
-    model = models.build("vgg_small", num_classes=10, image_size=32)
-    x = torch.randn(1, 3, 32, 32)
-    res = prune(model, x, PruneConfig(method="magnitude", distill_steps=0, recalibrate_bn=False), progress=False)
-    weights = tmp_path / "w.pt"
-    torch.save(res.model.state_dict(), weights)
-    res.plan.save(tmp_path / "plan")
+def test_report_with_arm_target_prints_model_table(pruned_vgg_small_files):
     out = io.StringIO()
-    rows = report.report_command(weights, zoo="vgg_small", plan=tmp_path / "plan", num_classes=10,
-                                 input_shape=(1, 3, 32, 32), time_repeat=0, target="arm64-android",
+    rows = report.report_command(**pruned_vgg_small_files.args, time_repeat=0, target="arm64-android",
                                  console=Console(file=out, width=200, color_system=None))
     text = out.getvalue()
     assert "a MODEL, not a measurement" in text and "neoverse-n1" in text

@@ -151,18 +151,9 @@ def _tiny_model_args(tmp_path: Path, pruned) -> dict:
     return {"model": weights, "zoo": "vgg_small", "num_classes": 10, "input_shape": (1, 3, 32, 32)}
 
 
-def test_report_command_with_plan(tmp_path):
-    from spattern import models
-
-    model = models.build("vgg_small", num_classes=10, image_size=32)
-    x = torch.randn(1, 3, 32, 32)
-    res = prune(model, x, PruneConfig(method="magnitude", distill_steps=0, recalibrate_bn=False), progress=False)
-    weights = tmp_path / "w.pt"
-    torch.save(res.model.state_dict(), weights)
-    res.plan.save(tmp_path / "plan")
-    rows = report.report_command(weights, zoo="vgg_small", plan=tmp_path / "plan", num_classes=10,
-                                 input_shape=(1, 3, 32, 32), time_repeat=1, console=_quiet())
-    assert sum(r.mode == "pattern" for r in rows) == len(res.plan.layers) > 0
+def test_report_command_with_plan(pruned_vgg_small_files):
+    rows = report.report_command(**pruned_vgg_small_files.args, time_repeat=1, console=_quiet())
+    assert sum(r.mode == "pattern" for r in rows) == pruned_vgg_small_files.n_planned > 0
 
 
 def test_accuracy_py_rows(tmp_path):

@@ -146,7 +146,7 @@ def test_a_failing_pass_keeps_the_module_before_it_and_its_command_reproduces_th
     from torch_mlir import ir
 
     from spattern.dialect.sparse_pattern import conv2d_ops, load_dialect
-    from spattern.passes.pipeline import run_passes
+    from spattern.passes.registry import run_passes
 
     context = ir.Context()
     load_dialect(context)
@@ -196,7 +196,7 @@ def test_a_pass_that_breaks_a_dialect_invariant_raises_pattern_verify_error_with
 
 def test_a_materialize_failure_keeps_its_input_and_its_command_reproduces_the_failure(pruned, tmp_path,
                                                                                       monkeypatch):
-    from spattern.runtime.microkernel_dispatch import text_to_bytecode
+    from spattern.microkernels.microkernel_dispatch import text_to_bytecode
 
     model, plan, x = pruned
     bad = text_to_bytecode("func.func private @mk(%x: tensor<4xf32>) -> tensor<4xf32> "

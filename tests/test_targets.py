@@ -181,7 +181,7 @@ def test_upstream_iree_depthwise_conv_on_vulkan_races_without_the_rewrite(stride
     import dataclasses
 
     from spattern.passes.export import export_to_linalg, module_to_bytecode
-    from spattern.passes.pipeline import run_passes
+    from spattern.passes.registry import run_passes
 
     model, x, ref = _depthwise(8, 16, stride, 1, False)
     raw = dataclasses.replace(get_target("vulkan"), pre_passes=())

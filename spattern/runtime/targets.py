@@ -63,7 +63,7 @@ _VULKAN = "--iree-hal-target-backends=vulkan-spirv"
 # 224: 1.7x wall, 2.5x in summed per-dispatch time); see spattern/passes/strided_1x1_to_slice.py. arm64 gets it
 # untimed (numerics checked under qemu: tests/test_targets.py).
 _CPU_PRE_PASSES = ("strided-1x1-to-slice",)
-# IREE's SPIR-V codegen races on NCHW depthwise convs (issue 7; see spattern/passes/depthwise_to_generic.py).
+# IREE's SPIR-V codegen races on NCHW depthwise convs (issue 7; see spattern/passes/depthwise_conv_to_generic.py).
 _VULKAN_PRE_PASSES = ("depthwise-conv-to-generic",)
 
 TARGETS: dict[str, Target] = {

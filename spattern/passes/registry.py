@@ -9,7 +9,6 @@ clone is written out only when the pass fails."""
 
 from __future__ import annotations
 
-import importlib
 import shlex
 import sys
 from pathlib import Path
@@ -26,11 +25,15 @@ from .export import module_to_text
 from .compact_weights import CompactWeights
 from .conv_1x1_to_matmul import Conv1x1ToMatmul
 from .dense_3x3_to_patterns import Dense3x3ToPatterns
-from .depthwise_to_generic import DepthwiseConvToGeneric
+from .depthwise_conv_to_generic import DepthwiseConvToGeneric
 from .filter_kernel_reorder import FilterKernelReorder
 from .group_patterns import GroupPatterns
 from .import_patterns import ImportPatterns
+from .lower_1x1_to_microkernels import Lower1x1ToMicrokernels
+from .lower_linear_to_microkernels import LowerLinearToMicrokernels
+from .lower_pool_to_microkernels import LowerPoolToMicrokernels
 from .lower_to_linalg import LowerToLinalg
+from .lower_to_microkernels import LowerToMicrokernels
 from .pool_to_channels_last import PoolToChannelsLast
 from .reuse_loads import ReuseLoads
 from .strided_1x1_to_slice import Strided1x1ToSlice
@@ -49,25 +52,11 @@ PASSES: dict[str, Callable[[], Pass]] = {
     PoolToChannelsLast.name: PoolToChannelsLast,
     Dense3x3ToPatterns.name: Dense3x3ToPatterns,
     Conv1x1ToMatmul.name: Conv1x1ToMatmul,
+    Lower1x1ToMicrokernels.name: Lower1x1ToMicrokernels,
+    LowerLinearToMicrokernels.name: LowerLinearToMicrokernels,
+    LowerPoolToMicrokernels.name: LowerPoolToMicrokernels,
+    LowerToMicrokernels.name: LowerToMicrokernels,
 }
-
-
-_MICROKERNEL_PASSES = {"lower-to-microkernels": "lower_to_microkernels",
-                       "lower-1x1-to-microkernels": "lower_1x1_to_microkernels",
-                       "lower-linear-to-microkernels": "lower_linear_to_microkernels",
-                       "lower-pool-to-microkernels": "lower_pool_to_microkernels"}
-
-
-def _register_microkernels() -> None:
-    """The lowerings to our C kernels live in their own modules (the microkernel room); registered when present."""
-    for pass_name, module_name in _MICROKERNEL_PASSES.items():
-        if pass_name in PASSES or not (Path(__file__).parent / f"{module_name}.py").exists():
-            continue
-        module = importlib.import_module(f".{module_name}", __package__)
-        cls = next((v for v in vars(module).values()
-                    if isinstance(v, type) and getattr(v, "name", None) == pass_name), None)
-        if cls is not None:
-            PASSES[pass_name] = cls
 
 
 OPTIMIZE = ["import-patterns", "filter-kernel-reorder", "group-patterns", "compact-weights", "reuse-loads"]
@@ -85,7 +74,6 @@ def default_pipeline(path: str = "linalg") -> list[str]:
 
 
 def make_pass(name: str) -> Pass:
-    _register_microkernels()
     if name not in PASSES:
         raise CompileError(f"unknown pass {name!r}; known: {', '.join(PASSES)}")
     return PASSES[name]()
