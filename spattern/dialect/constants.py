@@ -125,8 +125,8 @@ class _Folder:
         raise NotConstant(f"{name} is not folded")
 
     def _generic(self, op: ir.Operation) -> np.ndarray:
-        maps = [str(m) for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
-        if len(set(maps)) != 1:
+        maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+        if any(m != maps[0] for m in maps):
             raise NotConstant("only elementwise generics with identical maps fold")
         n_in = len(op.operands) - len(op.results)
         inputs = [self.value(op.operands[i]) for i in range(n_in)]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 from torch_mlir import ir
+from torch_mlir.dialects import arith, func, tensor
 
 from ..dialect.sparse_pattern import ops_named  # noqa: F401 (re-exported for the passes)
 from ..errors import CompileError
@@ -83,6 +84,18 @@ def is_elementwise(op: ir.Operation) -> bool:
     """A `linalg.generic` with only parallel iterators."""
     return op.name == "linalg.generic" and all(
         "parallel" in str(i) for i in ir.ArrayAttr(op.attributes["iterator_types"]))
+
+
+def indexing_maps(op: ir.Operation) -> list[ir.AffineMap]:
+    """A linalg op's indexing maps, as maps (compared structurally with `affine_map`, never as printed text)."""
+    return [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+
+
+def affine_map(n_dims: int, results: Sequence[int | None]) -> ir.AffineMap:
+    """(d0, ..., d{n_dims-1}) -> results, in the current context: an int is that dim, None the constant 0 (a
+    broadcast dim). `affine_map(2, [0, 1])` is the 2-d identity."""
+    exprs = [ir.AffineConstantExpr.get(0) if r is None else ir.AffineDimExpr.get(r) for r in results]
+    return ir.AffineMap.get(n_dims, 0, exprs)
 
 
 def generic_inputs(op: ir.Operation) -> list[ir.Value]:
@@ -166,6 +179,30 @@ def add_functions(module: ir.Module, text: str, pass_name: str, where: ir.Locati
     anchor = module.body.operations[0].operation
     for fn in list(parsed.body.operations):
         fn.operation.move_before(anchor)
+
+
+def zero_pad(x: ir.Value, low: Sequence[int], high: Sequence[int], zero: ir.Value | None = None) -> ir.Value:
+    """`tensor.pad` of `x` with `zero` (an f32 0.0 made here when None), static `low` / `high` per dimension, at
+    the current insertion point."""
+    source = ir.RankedTensorType(x.type)
+    if zero is None:
+        zero = arith.ConstantOp(ir.F32Type.get(), 0.0).result
+    shape = [d + lo + hi for d, lo, hi in zip(source.shape, low, high)]
+    pad = tensor.PadOp(ir.RankedTensorType.get(shape, source.element_type), x, [], [], list(low), list(high))
+    with ir.InsertionPoint(pad.regions[0].blocks.append(*[ir.IndexType.get()] * len(shape))):
+        tensor.YieldOp(zero)
+    return pad.result
+
+
+def add_pad_function(module: ir.Module, name: str, x_type: ir.RankedTensorType, low: Sequence[int],
+                     high: Sequence[int], where: ir.Location) -> None:
+    """A private `func.func @name(%x: x_type)` that returns `zero_pad(%x, low, high)`, at the module's top."""
+    with ir.InsertionPoint(module.body.operations[0].operation), where:
+        padded = [d + lo + hi for d, lo, hi in zip(x_type.shape, low, high)]
+        fn = func.FuncOp(name, ([x_type], [ir.RankedTensorType.get(padded, x_type.element_type)]),
+                         visibility="private")
+        with ir.InsertionPoint(fn.add_entry_block()):
+            func.ReturnOp([zero_pad(fn.arguments[0], low, high)])
 
 
 def fresh_symbol(taken: set[str], prefix: str) -> str:

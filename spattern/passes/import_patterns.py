@@ -27,10 +27,13 @@ from ..dialect import constants
 from ..dialect.sparse_pattern import Conv2dOp, i8_elements, i32_elements, i64_array, library_taps, load_dialect
 from ..errors import PlanError
 from ..plan import LayerPlan
-from .base import PassContext, as_op, erase_dead, f32_constant, ops_named, users
+from .base import PassContext, affine_map, as_op, erase_dead, f32_constant, indexing_maps, ops_named, users
 
-_PER_CHANNEL_MAPS = ("affine_map<(d0, d1, d2, d3) -> (d1, 0, 0)>", "affine_map<(d0, d1, d2, d3) -> (0, d1, 0, 0)>")
-_IDENTITY_4D = "affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>"
+
+
+def _per_channel_maps() -> tuple[ir.AffineMap, ...]:
+    """How an NCHW elementwise generic reads a per-channel [C, 1, 1] or [1, C, 1, 1] constant."""
+    return affine_map(4, [1, None, None]), affine_map(4, [None, 1, None, None])
 
 
 @dataclass
@@ -99,8 +102,9 @@ def _affine_step(op: ir.Operation, current: ir.Value, f: int) -> tuple[str, np.n
     """(arith op, per-channel vector, current-is-lhs) if `op` is `current <op> per-channel-constant`."""
     if op.name != "linalg.generic" or len(op.operands) != 3 or len(op.results) != 1:
         return None
-    maps = [str(m) for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
-    if maps[2] != _IDENTITY_4D:
+    maps = indexing_maps(op)
+    identity = ir.AffineMap.get_identity(4)
+    if maps[2] != identity:
         return None
     body = list(op.regions[0].blocks[0].operations)
     if len(body) != 2 or body[0].name not in ("arith.addf", "arith.subf", "arith.mulf", "arith.divf"):
@@ -108,7 +112,7 @@ def _affine_step(op: ir.Operation, current: ir.Value, f: int) -> tuple[str, np.n
     args = list(op.regions[0].blocks[0].arguments)
     lhs_is_current = op.operands[0] == current
     cur_idx, const_idx = (0, 1) if lhs_is_current else (1, 0)
-    if op.operands[cur_idx] != current or maps[cur_idx] != _IDENTITY_4D or maps[const_idx] not in _PER_CHANNEL_MAPS:
+    if op.operands[cur_idx] != current or maps[cur_idx] != identity or maps[const_idx] not in _per_channel_maps():
         return None
     arith = body[0]
     if {arith.operands[0], arith.operands[1]} != {args[0], args[1]} or body[1].operands[0] != arith.results[0]:

@@ -30,11 +30,10 @@ from torch_mlir.dialects import tensor
 
 from ..dialect import constants
 from ..microkernels.conv1x1_abi import KERNEL, pack_conv1x1
-from .base import PassContext, erase_dead, module_symbols, ops_named, state_dict_key, users
+from .base import (PassContext, affine_map, erase_dead, indexing_maps, module_symbols, ops_named, state_dict_key,
+                   users)
 from .lower_to_microkernels import emit_kernel_call, is_relu
 
-_IDENTITY_2D = "affine_map<(d0, d1) -> (d0, d1)>"
-_PER_OUTPUT_MAPS = (_IDENTITY_2D, "affine_map<(d0, d1) -> (d1)>")
 
 
 NOT_BATCH1 = "Linear over a batch or not f32: IREE's matmul"
@@ -56,9 +55,11 @@ def _bias_of(op: ir.Operation, current: ir.Value, n: int) -> np.ndarray | None:
     """The [N] constant that `op` adds to `current` ([1, N]) along its outputs, or None."""
     if op.name != "linalg.generic" or len(op.operands) != 3 or len(op.results) != 1:
         return None
-    maps = [str(m) for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+    maps = indexing_maps(op)
+    identity = ir.AffineMap.get_identity(2)
     cur = 0 if op.operands[0] == current else 1 if op.operands[1] == current else None
-    if cur is None or maps[cur] != _IDENTITY_2D or maps[2] != _IDENTITY_2D or maps[1 - cur] not in _PER_OUTPUT_MAPS:
+    if cur is None or maps[cur] != identity or maps[2] != identity or maps[1 - cur] not in (identity,
+                                                                                          affine_map(2, [1])):
         return None
     body = list(op.regions[0].blocks[0].operations)
     args = list(op.regions[0].blocks[0].arguments)

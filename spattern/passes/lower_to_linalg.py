@@ -35,16 +35,16 @@ IREE never sees a sparse_pattern op after this pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from torch_mlir import ir
+from torch_mlir.dialects import arith, func, linalg, tensor
 
 from ..dialect.constants import constant_array
 from ..dialect.sparse_pattern import CONV2D, Conv2dInfo, conv2d_info, load_dialect
 from ..errors import CompileError
-from .base import tensor_type as _t
-from .base import PassContext, add_functions, f32_constant, ops_named
+from .base import PassContext, affine_map, f32_constant, ops_named, zero_pad
 from .schedule import block_groups, group_tap_masks, optional_table
 
 
@@ -126,12 +126,12 @@ class MatmulForm:
     depth: int  # rows per group (the longest group's)
     cols: int
 
-    def weights_type(self) -> str:
+    def weights_type(self) -> ir.RankedTensorType:
         if self.tile:
             return _t((self.groups, self.width // self.tile, self.depth, self.tile, 1))
         return _t((self.groups, self.width, self.depth))
 
-    def bias_type(self) -> str:
+    def bias_type(self) -> ir.RankedTensorType:
         if self.tile:
             return _t((self.groups, self.width // self.tile, self.tile))
         return _t((self.groups, self.width))
@@ -191,12 +191,13 @@ class LowerToLinalg:
             starts[g, :len(r.channel)] = geo.start(r.channel, r.tap)
         args = form.pack(weights, bias_gw)
 
-        text = self._body(fname, in_shape, out_shape, geo, form, starts, groups)
-        callee = fname
-        if batch > 1:
-            callee = f"{fname}_batch"
-            text += "\n" + self._batch_wrapper(callee, fname, batch, in_shape, out_shape, args)
-        add_functions(module, text, self.name, op.location)
+        anchor = module.body.operations[0].operation  # the helper functions go at the top of the module
+        with ir.InsertionPoint(anchor), op.location:
+            _build_body(fname, in_shape, out_shape, geo, form, starts, groups)
+            callee = fname
+            if batch > 1:
+                callee = f"{fname}_batch"
+                _build_batch_wrapper(callee, fname, batch, in_shape, out_shape, args)
         with ir.InsertionPoint(op), op.location:
             values = [f32_constant(a) for a in args]
             call = ir.Operation.create("func.call", results=[op.results[0].type], operands=[op.operands[0], *values],
@@ -206,138 +207,126 @@ class LowerToLinalg:
         used = sum(len(r.channel) for r in rows)
         return used, form.groups * form.depth - used
 
-    @staticmethod
-    def _body(fname: str, in_shape: tuple, out_shape: tuple, geo: WideRows, form: MatmulForm,
-              starts: np.ndarray, groups: np.ndarray) -> str:
-        lines: list[str] = []
-        emit = lines.append
-        emit("%zero = arith.constant 0.000000e+00 : f32")
-        _emit_flat_input(emit, in_shape, geo)
-        _emit_gather(emit, geo, form, starts)
-        matrix = _emit_matmul(emit, form)
-        _emit_output(emit, matrix, form, groups, geo, out_shape)
-        emit(f"return %out : {_t(out_shape)}")
-        return (f"func.func private @{fname}(%x: {_t(in_shape)}, %w: {form.weights_type()}, "
-                f"%bias: {form.bias_type()}) -> {_t(out_shape)} {{\n"
-                + "\n".join("  " + ln for ln in lines) + "\n}")
 
-    @staticmethod
-    def _batch_wrapper(name: str, body: str, batch: int, in_shape: tuple, out_shape: tuple,
-                       args: list[np.ndarray]) -> str:
-        """A function that runs the one-image body on each image of the batch and concatenates the results
-        (the matmul's columns are one image's positions; images stay separate so the layout stays NCHW)."""
-        x_t, o_t = _t((batch, *in_shape[1:])), _t((batch, *out_shape[1:]))
-        a_args = "".join(f", %a{i}: {_t(a.shape)}" for i, a in enumerate(args))
-        a_uses = "".join(f", %a{i}" for i in range(len(args)))
-        a_types = "".join(f", {_t(a.shape)}" for a in args)
-        lines = []
+def _t(shape: tuple[int, ...] | list[int], elt: ir.Type | None = None) -> ir.RankedTensorType:
+    return ir.RankedTensorType.get([int(d) for d in shape], elt or ir.F32Type.get())
+
+
+def _empty(shape: tuple[int, ...]) -> ir.Value:
+    return tensor.EmptyOp([int(d) for d in shape], ir.F32Type.get()).result
+
+
+def _slice(source: ir.Value, offsets: list[int], sizes: list[int], result: ir.RankedTensorType) -> ir.Value:
+    """A unit-stride static tensor.extract_slice."""
+    return tensor.ExtractSliceOp(result, source, [], [], [], offsets, sizes, [1] * len(sizes)).result
+
+
+def _parallel(n: int) -> ir.ArrayAttr:
+    return ir.ArrayAttr.get([ir.Attribute.parse("#linalg.iterator_type<parallel>")] * n)
+
+
+def _build_body(fname: str, in_shape: tuple, out_shape: tuple, geo: WideRows, form: MatmulForm,
+                starts: np.ndarray, groups: np.ndarray) -> None:
+    """func.func private @fname(%x, %w, %bias) -> out: one image's conv (steps 1-3 of the module docstring), at
+    the current insertion point."""
+    fn = func.FuncOp(fname, ([_t(in_shape), form.weights_type(), form.bias_type()], [_t(out_shape)]),
+                     visibility="private")
+    with ir.InsertionPoint(fn.add_entry_block()):
+        x, w, bias = fn.arguments
+        zero = arith.ConstantOp(ir.F32Type.get(), 0.0).result
+        flat = _flat_input(x, zero, in_shape, geo)
+        rhs = _gather(flat, zero, geo, form, starts)
+        matrix = _matmul(w, bias, rhs, form)
+        func.ReturnOp([_output(matrix, form, groups, geo, out_shape)])
+
+
+def _build_batch_wrapper(name: str, body: str, batch: int, in_shape: tuple, out_shape: tuple,
+                         args: list[np.ndarray]) -> None:
+    """A function that runs the one-image body on each image of the batch and concatenates the results
+    (the matmul's columns are one image's positions; images stay separate so the layout stays NCHW)."""
+    image_t, one_t = _t((batch, *in_shape[1:])), _t(out_shape)
+    fn = func.FuncOp(name, ([image_t, *(_t(a.shape) for a in args)], [_t((batch, *out_shape[1:]))]),
+                     visibility="private")
+    with ir.InsertionPoint(fn.add_entry_block()):
+        x, *weights = fn.arguments
+        outs = []
         for i in range(batch):
-            lines.append(f"%x{i} = tensor.extract_slice %x[{i}, 0, 0, 0] [1, {', '.join(str(d) for d in in_shape[1:])}]"
-                         f" [1, 1, 1, 1] : {x_t} to {_t(in_shape)}")
-            lines.append(f"%y{i} = func.call @{body}(%x{i}{a_uses}) : ({_t(in_shape)}{a_types}) -> {_t(out_shape)}")
-        lines.append("%out = tensor.concat dim(0) " + ", ".join(f"%y{i}" for i in range(batch)) + " : ("
-                     + ", ".join(_t(out_shape) for _ in range(batch)) + f") -> {o_t}")
-        lines.append(f"return %out : {o_t}")
-        return (f"func.func private @{name}(%x: {x_t}{a_args}) -> {o_t} {{\n"
-                + "\n".join("  " + ln for ln in lines) + "\n}")
+            xi = _slice(x, [i, 0, 0, 0], [1, *in_shape[1:]], _t(in_shape))
+            outs.append(func.CallOp([one_t], ir.FlatSymbolRefAttr.get(body), [xi, *weights]).result)
+        func.ReturnOp([tensor.ConcatOp(_t((batch, *out_shape[1:])), 0, outs).result])
 
 
-def _emit_flat_input(emit: Callable[[str], None], in_shape: tuple, geo: WideRows) -> None:
-    """%xf: the padded input, phase-split for stride > 1, as one flat tensor."""
+def _flat_input(x: ir.Value, zero: ir.Value, in_shape: tuple, geo: WideRows) -> ir.Value:
+    """The padded input, phase-split for stride > 1, as one flat tensor."""
     c, s = geo.channels, geo.stride
     padded = _t((1, c, s * geo.hq, s * geo.wq))
-    (pl_h, pl_w), (ph_h, ph_w) = geo.pad_low, geo.pad_high
-    emit(f"%xp = tensor.pad %x low[0, 0, {pl_h}, {pl_w}] high[0, 0, {ph_h}, {ph_w}] {{\n"
-         f"^bb0(%i0: index, %i1: index, %i2: index, %i3: index):\n  tensor.yield %zero : f32\n"
-         f"}} : {_t(in_shape)} to {padded}")
+    pad = zero_pad(x, [0, 0, *geo.pad_low], [0, 0, *geo.pad_high], zero)
+    assert pad.type == padded, (pad.type, padded)
     flat_t = _t((geo.flat_size,))
     if s == 1:
-        emit(f"%xf = tensor.collapse_shape %xp [[0, 1, 2, 3]] : {padded} into {flat_t}")
-        return
-    split = _t((1, c, geo.hq, s, geo.wq, s))
-    split5 = _t((c, geo.hq, s, geo.wq, s))
-    phases = _t((s, s, c, geo.hq, geo.wq))
-    emit(f"%xs = tensor.expand_shape %xp [[0], [1], [2, 3], [4, 5]] output_shape [1, {c}, {geo.hq}, {s}, {geo.wq}, "
-         f"{s}] : {padded} into {split}")
-    emit(f"%xs2 = tensor.collapse_shape %xs [[0, 1], [2], [3], [4], [5]] : {split} into {split5}")
-    emit(f"%pe = tensor.empty() : {phases}")
-    emit(f"%xph = linalg.transpose ins(%xs2 : {split5}) outs(%pe : {phases}) permutation = [2, 4, 0, 1, 3]")
-    emit(f"%xf = tensor.collapse_shape %xph [[0, 1, 2, 3, 4]] : {phases} into {flat_t}")
+        return tensor.CollapseShapeOp(flat_t, pad, [[0, 1, 2, 3]]).result
+    split = tensor.ExpandShapeOp(_t((1, c, geo.hq, s, geo.wq, s)), pad, [[0], [1], [2, 3], [4, 5]], [],
+                                 [1, c, geo.hq, s, geo.wq, s]).result
+    split5 = tensor.CollapseShapeOp(_t((c, geo.hq, s, geo.wq, s)), split, [[0, 1], [2], [3], [4], [5]]).result
+    phases = linalg.transpose(split5, outs=[_empty((s, s, c, geo.hq, geo.wq))], permutation=[2, 4, 0, 1, 3])
+    return tensor.CollapseShapeOp(flat_t, phases, [[0, 1, 2, 3, 4]]).result
 
 
-def _emit_gather(emit: Callable[[str], None], geo: WideRows, form: MatmulForm, starts: np.ndarray) -> None:
-    """%rhs: every group's rows, each a window of %xf, in the matmul's right-hand-side layout."""
-    table = np.array2string(starts, separator=", ", threshold=starts.size + 1, max_line_width=1 << 30)
-    tab_t = _t(starts.shape, "i32")
-    emit(f"%starts = arith.constant dense<{table}> : {tab_t}")
+def _gather(flat: ir.Value, zero: ir.Value, geo: WideRows, form: MatmulForm, starts: np.ndarray) -> ir.Value:
+    """Every group's rows, each a window of `flat`, in the matmul's right-hand-side layout: one generic over
+    (group, row, column), or with tile t over (group, column tile, row, column in tile)."""
+    i32, index = ir.IntegerType.get_signless(32), ir.IndexType.get()
+    table = arith.ConstantOp(_t(starts.shape, i32), ir.DenseElementsAttr.get(np.ascontiguousarray(starts),
+                                                                           type=i32)).result
     g, depth, t = form.groups, form.depth, form.tile
-    if t:  # (group, column tile, row, column in tile)
-        shape, dims, table_map, row, col = (g, form.cols // t, depth, t), 4, "(d0, d2)", "%d2", "%q"
-        col_lines = (f"  %ct = arith.constant {t} : index\n  %q0 = arith.muli %d1, %ct : index\n"
-                     f"  %q = arith.addi %q0, %d3 : index\n")
-    else:  # (group, row, column)
-        shape, dims, table_map, row, col, col_lines = (g, depth, form.cols), 3, "(d0, d1)", "%d1", "%d2", ""
-    ds = ", ".join(f"d{i}" for i in range(dims))
-    parallel = ", ".join(['"parallel"'] * dims)
-    out_t = _t(shape)
-    index_lines = "".join(f"  %d{i} = linalg.index {i} : index\n" for i in range(dims))
-    emit(f"%re = tensor.empty() : {out_t}")
-    name = "%rows" if t else "%rhs"
-    maps = f"affine_map<({ds}) -> {table_map}>, affine_map<({ds}) -> ({ds})>"
-    emit(f"{name} = linalg.generic {{indexing_maps = [{maps}], iterator_types = [{parallel}]}} "
-         f"ins(%starts : {tab_t}) outs(%re : {out_t}) {{\n"
-         f"^bb0(%start_arg: i32, %o: f32):\n{index_lines}{col_lines}"
-         f"  %start = tensor.extract %starts[%d0, {row}] : {tab_t}\n"
-         f"  %c0 = arith.constant 0 : i32\n  %from = arith.maxsi %start, %c0 : i32\n"
-         f"  %from_i = arith.index_cast %from : i32 to index\n  %at = arith.addi %from_i, {col} : index\n"
-         f"  %v = tensor.extract %xf[%at] : {_t((geo.flat_size,))}\n"
-         f"  %real = arith.cmpi sge, %start_arg, %c0 : i32\n"
-         f"  %y = arith.select %real, %v, %zero : f32\n  linalg.yield %y : f32\n}} -> {out_t}")
-    if t:
-        emit(f"%rhs = tensor.expand_shape %rows [[0], [1], [2], [3, 4]] output_shape [{g}, {form.cols // t}, {depth}, "
-             f"{t}, 1] : {out_t} into {_t((g, form.cols // t, depth, t, 1))}")
+    shape, row_dim = ((g, form.cols // t, depth, t), 2) if t else ((g, depth, form.cols), 1)
+    dims = len(shape)
+    maps = [affine_map(dims, [0, row_dim]), ir.AffineMap.get_identity(dims)]
+    gather = linalg.GenericOp([_t(shape)], [table], [_empty(shape)], ir.ArrayAttr.get([ir.AffineMapAttr.get(m)
+                                                                                     for m in maps]), _parallel(dims))
+    block = gather.regions[0].blocks.append(i32, ir.F32Type.get())
+    with ir.InsertionPoint(block):
+        d = [linalg.IndexOp(i).result for i in range(dims)]
+        if t:
+            col = arith.AddIOp(arith.MulIOp(d[1], arith.ConstantOp(index, t).result).result, d[3]).result
+        else:
+            col = d[2]
+        start = tensor.ExtractOp(table, [d[0], d[row_dim]]).result
+        c0 = arith.ConstantOp(i32, 0).result
+        begin = arith.IndexCastOp(index, arith.MaxSIOp(start, c0).result).result
+        value = tensor.ExtractOp(flat, [arith.AddIOp(begin, col).result]).result
+        real = arith.CmpIOp(arith.CmpIPredicate.sge, block.arguments[0], c0).result
+        linalg.YieldOp([arith.SelectOp(real, value, zero).result])
+    if not t:
+        return gather.result
+    return tensor.ExpandShapeOp(_t((g, form.cols // t, depth, t, 1)), gather.result, [[0], [1], [2], [3, 4]], [],
+                                [g, form.cols // t, depth, t, 1]).result
 
 
-def _emit_matmul(emit: Callable[[str], None], form: MatmulForm) -> str:
-    """The bias-initialised batched matmul; returns the type of %matrix, [groups * width, cols]."""
+def _matmul(w: ir.Value, bias: ir.Value, rhs: ir.Value, form: MatmulForm) -> ir.Value:
+    """The bias-initialised batched matmul, as a [groups * width, cols] matrix."""
     g, t, cols = form.groups, form.tile, form.cols
     matrix_t = _t((g * form.width, cols))
     if not t:
-        acc_t = _t((g, form.width, cols))
-        emit(f"%ie = tensor.empty() : {acc_t}")
-        emit(f"%init = linalg.broadcast ins(%bias : {form.bias_type()}) outs(%ie : {acc_t}) dimensions = [2]")
-        emit(f"%mm = linalg.batch_matmul ins(%w, %rhs : {form.weights_type()}, {_t((g, form.depth, cols))}) "
-             f"outs(%init : {acc_t}) -> {acc_t}")
-        emit(f"%matrix = tensor.collapse_shape %mm [[0, 1], [2]] : {acc_t} into {matrix_t}")
-        return matrix_t
+        init = linalg.broadcast(bias, outs=[_empty((g, form.width, cols))], dimensions=[2])
+        product = linalg.batch_matmul(w, rhs, outs=[init])
+        return tensor.CollapseShapeOp(matrix_t, product, [[0, 1], [2]]).result
     m1, n1 = form.width // t, cols // t
-    acc_t = _t((g, m1, n1, t, t))
-    emit(f"%ie = tensor.empty() : {acc_t}")
-    emit(f"%init = linalg.broadcast ins(%bias : {form.bias_type()}) outs(%ie : {acc_t}) dimensions = [2, 4]")
-    emit(f"%mm = linalg.batch_mmt4d ins(%w, %rhs : {form.weights_type()}, {_t((g, n1, form.depth, t, 1))}) "
-         f"outs(%init : {acc_t}) -> {acc_t}")
-    rows_t = _t((g, m1, t, n1, t))
-    emit(f"%ue = tensor.empty() : {rows_t}")
-    emit(f"%un = linalg.transpose ins(%mm : {acc_t}) outs(%ue : {rows_t}) permutation = [0, 1, 3, 2, 4]")
-    emit(f"%matrix = tensor.collapse_shape %un [[0, 1, 2], [3, 4]] : {rows_t} into {matrix_t}")
-    return matrix_t
+    init = linalg.broadcast(bias, outs=[_empty((g, m1, n1, t, t))], dimensions=[2, 4])
+    tiles = linalg.batch_mmt4d(w, rhs, outs=[init])
+    rows = linalg.transpose(tiles, outs=[_empty((g, m1, t, n1, t))], permutation=[0, 1, 3, 2, 4])
+    return tensor.CollapseShapeOp(matrix_t, rows, [[0, 1, 2], [3, 4]]).result
 
 
-def _emit_output(emit: Callable[[str], None], matrix_t: str, form: MatmulForm, groups: np.ndarray, geo: WideRows,
-                 out_shape: tuple) -> None:
-    """%out: the real filters' rows and positions of %matrix (padding filters, rounding and junk columns cut)."""
+def _output(matrix: ir.Value, form: MatmulForm, groups: np.ndarray, geo: WideRows, out_shape: tuple) -> ir.Value:
+    """The real filters' rows and positions of `matrix` (padding filters, rounding and junk columns cut)."""
     f, n = out_shape[1], geo.n
     counts = [int(k) for _, k in groups]
     if all(k == form.width for k in counts[:-1]):  # only the last group (if any) is short: one slice
-        emit(f"%filters = tensor.extract_slice %matrix[0, 0] [{f}, {n}] [1, 1] : {matrix_t} to {_t((f, n))}")
+        filters = _slice(matrix, [0, 0], [f, n], _t((f, n)))
     else:
-        for g, k in enumerate(counts):
-            emit(f"%fg{g} = tensor.extract_slice %matrix[{g * form.width}, 0] [{k}, {n}] [1, 1] : {matrix_t} to "
-                 f"{_t((k, n))}")
-        emit("%filters = tensor.concat dim(0) " + ", ".join(f"%fg{g}" for g in range(len(counts))) + " : ("
-             + ", ".join(_t((k, n)) for k in counts) + f") -> {_t((f, n))}")
-    wide_t = _t((1, f, geo.ho, geo.wq))
-    emit(f"%wide = tensor.expand_shape %filters [[0, 1], [2, 3]] output_shape [1, {f}, {geo.ho}, {geo.wq}] : "
-         f"{_t((f, n))} into {wide_t}")
-    emit(f"%out = tensor.extract_slice %wide[0, 0, 0, 0] [1, {f}, {geo.ho}, {geo.wo}] [1, 1, 1, 1] : {wide_t} "
-         f"to {_t(out_shape)}")
+        parts = [_slice(matrix, [g * form.width, 0], [k, n], _t((k, n))) for g, k in enumerate(counts)]
+        filters = tensor.ConcatOp(_t((f, n)), 0, parts).result
+    wide = tensor.ExpandShapeOp(_t((1, f, geo.ho, geo.wq)), filters, [[0, 1], [2, 3]], [],
+                                [1, f, geo.ho, geo.wq]).result
+    return _slice(wide, [0, 0, 0, 0], [1, f, geo.ho, geo.wo], _t(out_shape))

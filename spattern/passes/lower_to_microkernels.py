@@ -66,7 +66,7 @@ from .filter_kernel_reorder import (chunk_size, deal_filters, identity_chunks, o
 from .group_patterns import chunk_pattern_runs, runs_or_default
 from .reuse_loads import kernel_runs, tap_bits
 from .schedule import optional_table
-from .base import (PassContext, add_functions, as_op, dense_constant, fresh_symbol, is_elementwise,
+from .base import (PassContext, add_functions, add_pad_function, as_op, dense_constant, fresh_symbol, is_elementwise,
                    module_symbols, ops_named, produced_by, same_value, users)
 
 
@@ -350,18 +350,11 @@ class LowerToMicrokernels:
                                res_shape=packed.res_buffer_shape if packed.residual else None)
         prepadded = _prepadded_input(op.operands[0], packed)
         top, bottom, left, right = packed.geometry.pads()
-        x_t, p_t = _t(in_shape), _t(call.in_shape)
-        text = declaration_text(call) + ("" if prepadded is not None else f"""
-func.func private @{name}_pad(%x: {x_t}) -> {p_t} {{
-  %zero = arith.constant 0.000000e+00 : f32
-  %p = tensor.pad %x low[0, 0, {top}, {left}] high[0, 0, {bottom}, {right}] {{
-  ^bb0(%i0: index, %i1: index, %i2: index, %i3: index):
-    tensor.yield %zero : f32
-  }} : {x_t} to {p_t}
-  return %p : {p_t}
-}}
-""")
-        add_functions(module, text, self.name, op.location)
+        p_t = _t(call.in_shape)
+        if prepadded is None:  # (the declaration then goes above it, where the two were parsed before)
+            add_pad_function(module, f"{name}_pad", ir.RankedTensorType(op.operands[0].type), [0, 0, top, left],
+                             [0, 0, bottom, right], op.location)
+        add_functions(module, declaration_text(call), self.name, op.location)
         with ir.InsertionPoint(last), op.location:
             if prepadded is None:
                 prepadded = ir.Operation.create(
