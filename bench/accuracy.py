@@ -1,7 +1,9 @@
 """Accuracy of data-free pattern pruning on real data nobody here wrote, and the time to prune VGG-16 at 224.
 
 Rows: dense; magnitude projection; layer-wise refit (projection + least squares); ADMM; ADMM + recovery
-(BN recalibration + distillation, each kept only if it helps on held-out synthetic data); after owner fine-tuning.
+(BN recalibration + distillation, each kept only if it helps on held-out synthetic data); after owner fine-tuning;
+with --int8, int8 of the ADMM + recovery model (data-free, then after owner fine-tuning), run by the integer
+reference.
 Sweeps: Gaussian vs BN-matched inputs, library size k, filter_block, connectivity; tasks digits and shapes; models
 vgg_small and resnet18 (narrow). Trained models and synthetic images are cached (~/.cache/spattern).
 
@@ -28,6 +30,9 @@ from spattern import data  # noqa: E402
 from spattern.fileio import atomic_write_text  # noqa: E402
 from spattern.pruning import LayerRule, PruneConfig, finetune, prune  # noqa: E402
 from spattern.pruning.precision import PRECISIONS  # noqa: E402
+from spattern.pruning.qgraph import build_graph  # noqa: E402
+from spattern.pruning.qreference import IntegerReference  # noqa: E402
+from spattern.pruning.quantize import FakeQuantModel, finetune_int8, quantize  # noqa: E402
 from spattern.pruning.synthetic import bn_matched_inputs, gaussian_inputs  # noqa: E402
 from spattern.training import accuracy, trained_model  # noqa: E402
 
@@ -61,7 +66,7 @@ def parse_setting(text: str) -> LayerRule:
 
 def bench_model(name: str, task: str, quick: bool, seed: int, ft_epochs: int, log: Any, ft_lr: float | None = None,
                 stages: set[str] | None = None, sweeps_only: bool = False, gaussian_rows: bool = True,
-                sweep_settings: list[str] | None = None, precision: str = "float32"
+                sweep_settings: list[str] | None = None, precision: str = "float32", int8_steps: int | None = None
                 ) -> list[dict[str, Any]]:
     """stages: the main-row stages to run (None: all of magnitude, refit, admm, admm+distill; "finetuned" always
     follows admm+distill). sweeps_only: skip the main rows and run the k / filter_block sweeps only."""
@@ -97,6 +102,10 @@ def bench_model(name: str, task: str, quick: bool, seed: int, ft_epochs: int, lo
                 res = r.pop("_result")
                 add(stage=stage, setting=label, inputs=src, k=rule.library_size, filter_block=rule.filter_block,
                     connectivity=rule.connectivity, **r)
+                if stage == "admm+distill" and src == "bn" and int8_steps is not None:
+                    int8_rows(res, model, inputs["bn"], (xtr, ytr), test, task, seed, int8_steps, ft_epochs, add,
+                              dict(setting=label, inputs=src, k=rule.library_size, filter_block=rule.filter_block,
+                                   connectivity=rule.connectivity))
                 if stage == "admm+distill" and src == "bn":
                     ft = copy.deepcopy(res.model)
                     t1 = time.perf_counter()
@@ -119,6 +128,27 @@ def bench_model(name: str, task: str, quick: bool, seed: int, ft_epochs: int, lo
         add(stage="admm+distill", setting=f"k{rule.library_size}-fb{rule.filter_block}-c{rule.connectivity}",
             inputs="bn", k=rule.library_size, filter_block=rule.filter_block, connectivity=rule.connectivity, **r)
     return rows
+
+
+def int8_rows(res: Any, dense: torch.nn.Module, images: torch.Tensor, train: tuple[torch.Tensor, torch.Tensor],
+              test: tuple[torch.Tensor, torch.Tensor], task: str, seed: int, steps: int, ft_epochs: int, add: Any,
+              tags: dict[str, Any]) -> None:
+    """int8 rows for a pruned model: data-free (calibration + fake-quant distillation on the synthetic images),
+    then after the owner's quantization-aware fine-tuning; accuracy of the integer reference (qreference.py)."""
+    model, plan = copy.deepcopy(res.model), copy.deepcopy(res.plan)
+    t0 = time.perf_counter()
+    plan.quant, rep = quantize(model, dense, images, plan, steps=steps, seed=seed)
+    wall = time.perf_counter() - t0
+    add(stage="int8", acc=accuracy(IntegerReference(model, plan.quant), *test), wall_s=wall, int8_steps=steps,
+        fake_quant_acc=accuracy(FakeQuantModel(build_graph(model, images[:1]),
+                                               {n.name: n.out for n in plan.quant.nodes}), *test),
+        recovery=rep.get("distillation"), fallbacks=len(rep["fallbacks"]), **tags)
+    if ft_epochs > 0:
+        t1 = time.perf_counter()
+        finetune_int8(model, plan, data.Batches(*train, batch=128, seed=seed, shift=2, flip=task == "shapes"),
+                      epochs=ft_epochs)
+        add(stage="int8+finetuned", acc=accuracy(IntegerReference(model, plan.quant), *test),
+            wall_s=time.perf_counter() - t1, epochs=ft_epochs, **tags)
 
 
 def vgg16_timing(log: Any, samples: int, steps: int, resolution: int | None, precision: str) -> dict[str, Any]:
@@ -159,6 +189,9 @@ def main() -> None:
                     "e.g. k16-c0,k56-c0,fb8-c0.5 (k library size, fb filter_block, c connectivity)")
     ap.add_argument("--precision", default="float32", choices=PRECISIONS,
                     help="network passes of synthesis and distillation (PruneConfig.precision)")
+    ap.add_argument("--int8", type=int, default=None, metavar="STEPS",
+                    help="add int8 rows after ADMM + distillation (patterns setting): data-free int8 (STEPS of "
+                    "fake-quant distillation on the synthetic images) and after owner fine-tuning (--ft-epochs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--vgg16-timing", action="store_true", help="only time pruning VGG-16-BN at 224")
@@ -189,7 +222,7 @@ def main() -> None:
                                            stages=set(args.stages.split(",")) if args.stages else None,
                                            sweeps_only=args.sweeps_only, gaussian_rows=not args.no_gaussian,
                                            sweep_settings=args.sweeps.split(",") if args.sweeps else None,
-                                           precision=args.precision)
+                                           precision=args.precision, int8_steps=args.int8)
             save()
     save()
 

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .errors import InputError, PlanError
+from .errors import ConfigError, InputError, PlanError
 from .pipeline import new_state, run_pipeline
 from .runtime.module import CompiledModel as _Module
 from .runtime.module import load as _load
@@ -142,6 +142,10 @@ def compile(model: torch.nn.Module | torch.export.ExportedProgram, example_input
     replaces the default pass list (for ablations), `lowering` picks "microkernels" (CPU fast path), "linalg"
     (portable) or "auto". `dump_dir` receives every stage's IR. `threads` sets the CPU runtime's thread count.
     """
+    if getattr(plan, "quant", None) is not None:
+        raise ConfigError("this plan is int8 (quantize: int8), and spattern cannot compile int8 modules yet (issue "
+                          "21, items 3-4); run it with spattern.pruning.IntegerReference, or prune "
+                          "without quantize to compile float32")
     target = get_target(target)
     inputs = _as_tensors(example_input)
     check_example_input(model, inputs)

@@ -129,6 +129,9 @@ def prune(
     connectivity: Optional[float] = typer.Option(None, help="shortcut: fraction of kernels removed in every layer"),
     precision: Optional[str] = typer.Option(None, help="synthesis and distillation passes: float32 (default), "
                                             "bfloat16 (2.5-3x faster on CPUs with AVX512-BF16 / AMX) or auto"),
+    quantize: Optional[str] = typer.Option(None, help="int8: per-channel int8 weights and u8 activations, "
+                                           "calibrated and recovered on the same synthetic images (the plan "
+                                           "holds the scales); default float32"),
     seed: int = typer.Option(0),
 ) -> None:
     """Prune a trained model without data: a pattern per 3x3 kernel, and whole kernels removed."""
@@ -154,7 +157,9 @@ def prune(
                                 library_size=cfg.default.library_size, library=cfg.default.library)
     if precision is not None:
         cfg.precision = precision
-        cfg.validate()
+    if quantize is not None:
+        cfg.quantize = quantize
+    cfg.validate()
     result = api.prune(loaded.model, torch.randn(*shape), config=cfg, seed=seed, progress=True)
     if loaded.source is not None:  # `spattern compile FOLDER` imports the same file again to rebuild it
         info = {"source": str(loaded.source), "image_size": shape[-1]}
@@ -163,6 +168,10 @@ def prune(
     folder = save_pruned(result, output, model_info=info)
     kept = sum(l.kept_fraction() for l in result.plan.layers) / max(1, len(result.plan.layers))
     console.print(f"wrote {folder}: {len(result.plan.layers)} pattern layers, {kept:.0%} of kernels kept on average")
+    if result.plan.quant is not None:
+        fallbacks = result.plan.quant.fallbacks()
+        console.print(f"int8: {len(result.plan.quant.nodes)} quantized nodes, {len(fallbacks)} run in float32"
+                      + (f" ({', '.join(n.name for n in fallbacks[:5])})" if fallbacks else ""), markup=False)
 
 
 @app.command()

@@ -155,6 +155,7 @@ class PatternPlan:
 
     layers: list[LayerPlan] = field(default_factory=list)
     model_name: str | None = None
+    quant: Any = None  # a spattern.qplan.QuantPlan when the model is quantized (quantize: int8), else None
 
     def __post_init__(self) -> None:
         names = [layer.name for layer in self.layers]
@@ -193,15 +194,18 @@ class PatternPlan:
             "version": FORMAT_VERSION,
             "model_name": self.model_name,
             "layers": [layer.to_json() for layer in self.layers],
+            **({"quant": self.quant.to_json()} if self.quant is not None else {}),
         }
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        if self.quant is not None:  # int8 weights and scales beside the JSON (quant.safetensors)
+            self.quant.save_arrays(folder)
         return atomic_write_text(folder / PLAN_FILE, json.dumps(self.to_json()))
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "PatternPlan":
+    def from_json(cls, d: Mapping[str, Any], quant_arrays: Mapping[str, Any] | None = None) -> "PatternPlan":
         if d.get("format") != "spattern.PatternPlan":
             raise PlanError("not a spattern plan: the JSON has no 'format': 'spattern.PatternPlan'")
         if d.get("version") != FORMAT_VERSION:
@@ -209,7 +213,12 @@ class PatternPlan:
         layers = d.get("layers")
         if not isinstance(layers, list):
             raise PlanError("malformed plan: 'layers' must be a list")
-        return cls(layers=[LayerPlan.from_json(x) for x in layers], model_name=d.get("model_name"))
+        quant = None
+        if d.get("quant") is not None:
+            from spattern.qplan import QuantPlan
+
+            quant = QuantPlan.from_json(d["quant"], quant_arrays or {})
+        return cls(layers=[LayerPlan.from_json(x) for x in layers], model_name=d.get("model_name"), quant=quant)
 
     @classmethod
     def load(cls, path: str | Path) -> "PatternPlan":
@@ -222,4 +231,8 @@ class PatternPlan:
             data = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise PlanError(f"{path} is not valid JSON: {e}") from None
+        if isinstance(data, dict) and data.get("quant") is not None:
+            from spattern.qplan import QuantPlan
+
+            return cls.from_json(data, QuantPlan.load_arrays(path.parent))
         return cls.from_json(data)

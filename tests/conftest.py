@@ -29,6 +29,15 @@ def require_microkernels(target: str = "x86_64") -> None:
         pytest.skip(f"microkernels not built: {e}")
 
 
+@pytest.fixture(scope="module")
+def private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """The module's own SPATTERN_CACHE (synthetic images, trained models), so no test reads a cache it did not fill."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SPATTERN_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

@@ -26,12 +26,7 @@ torch.set_num_threads(1)  # 2 shared cores: one thread avoids OpenMP oversubscri
 FAST = dict(num_samples=32, synth_steps=8, positions=2048, admm_iters=9, distill_steps=10)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _cache(tmp_path_factory: pytest.TempPathFactory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SPATTERN_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def tiny(name: str = "vgg_small", seed: int = 0) -> nn.Module:
@@ -106,7 +101,8 @@ def test_deterministic_for_a_seed():
     assert json.dumps(a.plan.to_json()) == json.dumps(b.plan.to_json())
 
 
-def test_prune_reads_no_real_data(monkeypatch, tmp_path):
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_prune_reads_no_real_data(monkeypatch, tmp_path, quantize):
     import torch.utils.data as tud
 
     import spattern.data as sdata
@@ -135,8 +131,9 @@ def test_prune_reads_no_real_data(monkeypatch, tmp_path):
         monkeypatch.setattr(PIL.Image, "open", forbidden)
     except ImportError:
         pass
-    res = prune(tiny(), torch.randn(1, 3, 32, 32), PruneConfig(**FAST), progress=False)
-    assert res.plan.layers
+    res = prune(tiny(), torch.randn(1, 3, 32, 32), PruneConfig(**FAST, quantize=quantize, quantize_distill_steps=3),
+                progress=False)
+    assert res.plan.layers and (res.plan.quant is not None) == (quantize is not None)
 
 
 def test_save_load_roundtrip(pruned_vgg, tmp_path):

@@ -16,6 +16,8 @@ from ..errors import ConfigError
 from .library import N_CANDIDATES, validate_library
 from .precision import PRECISIONS
 
+QUANTIZE_MODES = ("int8",)
+
 FILTER_BLOCKS_HINT = "1 (a pattern per kernel, the default), 8, 64"
 
 
@@ -96,6 +98,11 @@ class PruneConfig:
     # the synthesis and distillation passes: "float32", "bfloat16" (autocast; 2.5-3x faster where the CPU has
     # AVX512-BF16 / AMX, slower where it emulates it) or "auto" (bfloat16 where native); fits stay float32/64
     precision: str = "float32"
+    # the model's arithmetic after pruning: None (float32) or "int8" (per-channel int8 weights, u8 activations,
+    # calibrated and recovered on the same synthetic images; DESIGN.md "int8"). Not `precision`, which is the
+    # arithmetic of the synthesis passes.
+    quantize: str | None = None
+    quantize_distill_steps: int = 100  # recovery steps with fake quantization (0: calibration only)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -127,12 +134,15 @@ class PruneConfig:
             raise ConfigError(f"synthetic must be 'bn' or 'gaussian', got {self.synthetic!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.quantize is not None and self.quantize not in QUANTIZE_MODES:
+            raise ConfigError(f"quantize must be null (float32) or one of {', '.join(QUANTIZE_MODES)}, "
+                              f"got {self.quantize!r}")
         if self.method not in ("admm", "refit", "magnitude"):
             raise ConfigError(f"method must be 'admm', 'refit' or 'magnitude', got {self.method!r}")
         for name in ("num_samples", "positions"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        for name in ("synth_steps", "admm_iters", "distill_steps"):
+        for name in ("synth_steps", "admm_iters", "distill_steps", "quantize_distill_steps"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
         if self.synth_resolution is not None and (not isinstance(self.synth_resolution, int)
@@ -180,6 +190,7 @@ class PruneConfig:
               "layer4.*": {connectivity: 0.3}
               "features.3": null        # keep dense
             exclude: ["classifier.*"]
+            quantize: int8              # optional: int8 weights and activations
         """
         import yaml
 

@@ -26,11 +26,19 @@ def finetune(model: nn.Module, plan: PatternPlan, loader: Iterable, epochs: int 
     pattern-pruned small VGG to within 0.5 point of dense (and above it without connectivity pruning)."""
     if not isinstance(epochs, int) or epochs < 0:
         raise ConfigError(f"epochs must be an integer >= 0, got {epochs!r}")
-    if lr <= 0:
-        raise ConfigError(f"lr must be positive, got {lr!r}")
     modules = dict(model.named_modules())
     masks = {modules[name]: m.to(modules[name].weight.device) for name, m in plan_masks(model, plan).items()}
     apply_plan(model, plan)
+    return masked_sgd(model, masks, loader, epochs=epochs, lr=lr, weight_decay=weight_decay, momentum=momentum,
+                      loss_fn=loss_fn)
+
+
+def masked_sgd(model: nn.Module, masks: dict[nn.Module, torch.Tensor], loader: Iterable, epochs: int = 1,
+               lr: float = 1e-2, weight_decay: float = 5e-4, momentum: float = 0.9, loss_fn=None) -> nn.Module:
+    """SGD with momentum and a cosine schedule over (input, label) batches, the masked weights held at zero (also
+    the int8 path's quantization-aware fine-tuning, on its fake-quant model)."""
+    if lr <= 0:
+        raise ConfigError(f"lr must be positive, got {lr!r}")
     loss_fn = loss_fn or F.cross_entropy
     try:
         steps_per_epoch = len(loader)  # type: ignore[arg-type]

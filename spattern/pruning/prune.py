@@ -3,8 +3,9 @@
 Stages: (1) synthetic images (BatchNorm-matched, cached per model); (2) per layer, in execution order: record the
 conv's input on the pruned-so-far network and its target on the dense network at sampled positions, ADMM for the
 structure, exact refit of the kept weights; (3) BatchNorm recalibration and distillation towards the dense model
-on synthetic images, each kept only if it helps on held-out synthetic images. No dataset is taken, no file read
-(except the synthetic-image cache).
+on synthetic images, each kept only if it helps on held-out synthetic images; (4) with `quantize: int8`, int8
+calibration and recovery on the same images (quantize.py). No dataset is taken, no file read (except the
+synthetic-image cache).
 """
 
 from __future__ import annotations
@@ -246,9 +247,9 @@ def prune(model: nn.Module, example_input: Any, config: PruneConfig | None = Non
         h_in = w_in = cfg.synth_resolution
     with Progress(progress) as prog:
         t0 = time.perf_counter()
-        need_data = cfg.method != "magnitude" or cfg.distill_steps > 0
+        need_data = cfg.method != "magnitude" or cfg.distill_steps > 0 or cfg.quantize is not None
         estimate = _Estimate(prog, dense, targets, cfg, report)
-        if images is None and need_data and targets:
+        if images is None and need_data and (targets or cfg.quantize is not None):
             steps = synthesis_steps(cfg.num_samples, cfg.synth_steps)
             images = _synthesise(dense, (c_in, h_in, w_in), cfg, seed,
                                  estimate.wrap(prog.task("synthetic images", steps)))
@@ -326,6 +327,15 @@ def prune(model: nn.Module, example_input: Any, config: PruneConfig | None = Non
                 report["distillation"] = {"kept": kept, "kl_before": before, "kl_after": after}
             enforce_masks(masks)
         report["times"]["recovery"] = time.perf_counter() - t0
+        if cfg.quantize is not None and images is not None:
+            from .quantize import quantize
+
+            t0 = time.perf_counter()
+            task = prog.task(f"{cfg.quantize} recovery", max(1, cfg.quantize_distill_steps))
+            plan.quant, report["quantization"] = quantize(pruned, dense, images, plan,
+                                                          steps=cfg.quantize_distill_steps, seed=seed,
+                                                          precision=cfg.precision, on_step=task)
+            report["times"]["quantization"] = time.perf_counter() - t0
     pruned.eval()
     plan.check_state_dict(pruned.state_dict())
     return PruneResult(model=pruned, plan=plan, report=report)
