@@ -7,6 +7,8 @@ its op, its input nodes, the module it runs (if any), its output's u8 grid and c
 linear nodes own four arrays, saved in safetensors beside plan.json (never pickled):
 `<node>.weight` int8 [F, ...], `<node>.weight_scale` float32 [F], `<node>.bias` int32 [F] (zero point folded in),
 `<node>.requant_scale` float32 [F]. Everything a later stage needs is stored, so nothing is recomputed there.
+Node names are the torch.fx names of the traced model ("features_3", "add_1"); `module` is the module's own path
+("features.3"), which is how the plan's pattern layers and the exported IR name a conv.
 """
 
 from __future__ import annotations

@@ -228,7 +228,8 @@ def quantize(pruned: nn.Module, dense: nn.Module, images: torch.Tensor, plan: Pa
             fq, lambda: distill(fq, dense, train, pattern_masks(graph, plan), steps=steps, seed=seed,
                                 precision=precision, on_step=on_step), score)
         report["distillation"] = {"kept": kept, "kl_before": before, "kl_after": after}
-    write_back(graph, pruned)
+        if kept:  # else the model keeps its own weights, bit for bit
+            write_back(graph, pruned)
     qp = quant_plan(graph, acts, tuple(example.shape))
     report["fallbacks"] = [f"{n.name} ({n.attrs.get('what')})" for n in qp.fallbacks()]
     return qp, report
