@@ -26,7 +26,7 @@ from .distill import distill, divergence, keep_if_better, logits_of
 from .qgraph import GNode, QGraph, build_graph, run_fx, write_back
 
 if TYPE_CHECKING:
-    from .plan import PatternPlan
+    from ..plan import PatternPlan
 
 
 def _ste(x: torch.Tensor, y: torch.Tensor, pass_grad: torch.Tensor | None = None) -> torch.Tensor:
