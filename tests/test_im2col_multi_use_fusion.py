@@ -20,7 +20,6 @@ import pytest
 import torch
 from torch import nn
 
-from spattern.microkernels import kernels
 from spattern.runtime.targets import get_target
 from conftest import require_microkernels  # noqa: E402
 

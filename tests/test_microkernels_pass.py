@@ -22,7 +22,6 @@ from spattern.passes.base import PassContext  # noqa: E402
 from spattern.passes.filter_kernel_reorder import FilterKernelReorder  # noqa: E402
 from spattern.passes.lower_to_microkernels import LowerToMicrokernels  # noqa: E402
 from spattern.passes.registry import OPTIMIZE, make_pass  # noqa: E402
-from spattern.microkernels import kernels  # noqa: E402
 from spattern.microkernels.microkernel_abi import H  # noqa: E402
 from spattern.microkernels.microkernel_dispatch import MICROKERNEL_ATTR, materialize_microkernels  # noqa: E402
 from conftest import require_microkernels  # noqa: E402

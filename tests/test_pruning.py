@@ -17,7 +17,6 @@ from spattern.errors import ConfigError, PlanError
 from spattern.models import build
 from spattern.pruning import (LayerRule, PatternPlan, PruneConfig, finetune, load_pruned, project, prune,
                               save_pruned, select_library, validate_library)
-from spattern.plan import LayerPlan
 from spattern.pruning.precision import native_bfloat16, resolve_precision
 from spattern.pruning.distill import recalibrate_bn
 from spattern.pruning.synthetic import bn_matched_inputs, gaussian_inputs, pink_noise

@@ -181,13 +181,17 @@ def add_functions(module: ir.Module, text: str, pass_name: str, where: ir.Locati
         fn.operation.move_before(anchor)
 
 
+def _padded(shape: Sequence[int], low: Sequence[int], high: Sequence[int]) -> list[int]:
+    return [d + lo + hi for d, lo, hi in zip(shape, low, high)]
+
+
 def zero_pad(x: ir.Value, low: Sequence[int], high: Sequence[int], zero: ir.Value | None = None) -> ir.Value:
     """`tensor.pad` of `x` with `zero` (an f32 0.0 made here when None), static `low` / `high` per dimension, at
     the current insertion point."""
     source = ir.RankedTensorType(x.type)
     if zero is None:
         zero = arith.ConstantOp(ir.F32Type.get(), 0.0).result
-    shape = [d + lo + hi for d, lo, hi in zip(source.shape, low, high)]
+    shape = _padded(source.shape, low, high)
     pad = tensor.PadOp(ir.RankedTensorType.get(shape, source.element_type), x, [], [], list(low), list(high))
     with ir.InsertionPoint(pad.regions[0].blocks.append(*[ir.IndexType.get()] * len(shape))):
         tensor.YieldOp(zero)
@@ -198,7 +202,7 @@ def add_pad_function(module: ir.Module, name: str, x_type: ir.RankedTensorType, 
                      high: Sequence[int], where: ir.Location) -> None:
     """A private `func.func @name(%x: x_type)` that returns `zero_pad(%x, low, high)`, at the module's top."""
     with ir.InsertionPoint(module.body.operations[0].operation), where:
-        padded = [d + lo + hi for d, lo, hi in zip(x_type.shape, low, high)]
+        padded = _padded(x_type.shape, low, high)
         fn = func.FuncOp(name, ([x_type], [ir.RankedTensorType.get(padded, x_type.element_type)]),
                          visibility="private")
         with ir.InsertionPoint(fn.add_entry_block()):
