@@ -19,7 +19,8 @@ Output, under --out:
   written to `fuzz-s{seed}-n{N}-summary.txt`.
 
 Each model runs in a forked child with a timeout (--timeout, default 600 s for all its targets), so one hang only
-marks that model "timeout" and the sweep goes on. The children import spattern afresh from this tree, so run a long
+marks that model "timeout" and the sweep goes on; --jobs N keeps N children at once (rows then arrive out of seed
+order). The children import spattern afresh from this tree, so run a long
 sweep from a copy of the tree (git archive) if you edit the tree meanwhile.
 """
 
@@ -96,44 +97,75 @@ def _write_reproducer(folder: Path, case, failures: list[tuple[str, str]]) -> No
         f".venv/bin/python bench/fuzz.py --models 1 --seed {case.gen.seed} --targets {targets} --out /tmp/fuzz\n")
 
 
-def run_model(seed: int, targets: list[str], timeout: float, repro_dir: str | None):
-    """Yields (mode, blocks, target, result, error, seconds, fallbacks) rows for one model, in a child with a
-    timeout."""
-    ctx = mp.get_context("fork")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(seed, targets, child, repro_dir), daemon=True)
-    proc.start()
-    child.close()
-    deadline = time.monotonic() + timeout
-    mode, blocks, seen = "?", "?", set()
-    t_last = time.perf_counter()
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not parent.poll(left):
-                break
-            try:
-                msg = parent.recv()
-            except EOFError:
-                break
-            if msg == "done":
-                break
-            if msg[0] == "meta":
-                mode, blocks = msg[1], msg[2]
-                continue
-            seen.add(msg[0])
-            t_last = time.perf_counter()
-            yield (mode, blocks) + tuple(msg)
-    finally:
-        if proc.is_alive():
-            proc.kill()
-        proc.join()
-    for target in targets:
-        if target not in seen:
-            what = "timeout" if proc.exitcode in (None, -9) and time.monotonic() >= deadline else "fail"
-            why = f"no result within the model's {timeout:.0f} s" if what == "timeout" else \
-                f"the child died (exit code {proc.exitcode})"
-            yield (mode, blocks, target, what, why, time.perf_counter() - t_last, "")
+class ModelRun:
+    """One model in a forked child with a deadline; `handle(msg)` turns the child's messages into rows, and
+    `finish()` yields a row for every target the child never reported (timeout or death)."""
+
+    def __init__(self, seed: int, targets: list[str], timeout: float, repro_dir: str | None) -> None:
+        ctx = mp.get_context("fork")
+        self.seed, self.targets, self.timeout = seed, targets, timeout
+        self.conn, child = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_child, args=(seed, targets, child, repro_dir), daemon=True)
+        self.proc.start()
+        child.close()
+        self.deadline = time.monotonic() + timeout
+        self.mode, self.blocks, self.seen = "?", "?", set()
+        self.t_last = time.perf_counter()
+        self.done = False
+
+    def handle(self) -> list[tuple]:
+        """Reads one message (the caller saw the pipe ready); a finished child sets `done`."""
+        try:
+            msg = self.conn.recv()
+        except EOFError:
+            self.done = True
+            return []
+        if msg == "done":
+            self.done = True
+            return []
+        if msg[0] == "meta":
+            self.mode, self.blocks = msg[1], msg[2]
+            return []
+        self.seen.add(msg[0])
+        self.t_last = time.perf_counter()
+        return [(self.mode, self.blocks) + tuple(msg)]
+
+    def finish(self) -> list[tuple]:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join()
+        self.conn.close()
+        rows = []
+        for target in self.targets:
+            if target not in self.seen:
+                what = "timeout" if self.proc.exitcode in (None, -9) and time.monotonic() >= self.deadline \
+                    else "fail"
+                why = f"no result within the model's {self.timeout:.0f} s" if what == "timeout" else \
+                    f"the child died (exit code {self.proc.exitcode})"
+                rows.append((self.mode, self.blocks, target, what, why, time.perf_counter() - self.t_last, ""))
+        return rows
+
+
+def run_models(seeds: list[int], targets: list[str], timeout: float, repro_dir: str | None, jobs: int = 1):
+    """Yields (seed, (mode, blocks, target, result, error, seconds, fallbacks)) for every model, with up to `jobs`
+    children at once; all forks happen in this (single-threaded) process."""
+    from multiprocessing.connection import wait
+
+    pending, live = list(seeds), {}
+    while pending or live:
+        while pending and len(live) < jobs:
+            run = ModelRun(pending.pop(0), targets, timeout, repro_dir)
+            live[run.conn] = run
+        soonest = min(r.deadline for r in live.values()) - time.monotonic()
+        for conn in wait(list(live), timeout=max(0.0, soonest)):
+            run = live[conn]
+            for row in run.handle():
+                yield run.seed, row
+        for conn, run in list(live.items()):
+            if run.done or time.monotonic() >= run.deadline:
+                for row in run.finish():
+                    yield run.seed, row
+                del live[conn]
 
 
 def _fallback_text(counts: dict | None) -> str:
@@ -184,7 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fuzz")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per model, all its targets together")
     ap.add_argument("--no-repro", action="store_true", help="do not keep failing models")
+    ap.add_argument("--jobs", type=int, default=1, help="models checked at once (one forked child each)")
     args = ap.parse_args(argv)
+    # lavapipe compiles every SPIR-V pipeline with LLVM at load: without its optimization passes that is ~3.6x
+    # faster on a cold shader cache (tests/conftest.py does the same); it does not change what the module computes.
+    os.environ.setdefault("GALLIVM_PERF", "nopt")
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"fuzz-s{args.seed}-n{args.models}"
@@ -194,18 +230,17 @@ def main(argv: list[str] | None = None) -> int:
     with open(table, "w", buffering=1) as f:
         f.write("\t".join(COLUMNS) + "\n")
         f.flush()
-        for i in range(args.models):
-            seed = args.seed + i
-            for mode, blocks, target, result, error, seconds, fallbacks in run_model(seed, targets, args.timeout,
-                                                                                      repro):
-                row = dict(seed=str(seed), mode=mode, blocks=blocks, target=target, result=result,
-                           error=error.replace("\t", " "), seconds=f"{seconds:.1f}", fallbacks=fallbacks)
-                rows.append(row)
-                f.write("\t".join(row[c] for c in COLUMNS) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-                print(f"{seed:6d} {target:12s} {result:8s} {seconds:6.1f}s {blocks[:70]}"
-                      + (f"\n       {error[:300]}" if result != "pass" else ""), flush=True)
+        seeds = [args.seed + i for i in range(args.models)]
+        runs = run_models(seeds, targets, args.timeout, repro, jobs=max(1, args.jobs))
+        for seed, (mode, blocks, target, result, error, seconds, fallbacks) in runs:
+            row = dict(seed=str(seed), mode=mode, blocks=blocks, target=target, result=result,
+                       error=error.replace("\t", " "), seconds=f"{seconds:.1f}", fallbacks=fallbacks)
+            rows.append(row)
+            f.write("\t".join(row[c] for c in COLUMNS) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+            print(f"{seed:6d} {target:12s} {result:8s} {seconds:6.1f}s {blocks[:70]}"
+                  + (f"\n       {error[:300]}" if result != "pass" else ""), flush=True)
     summary = summarize(rows)
     (args.out / f"{stem}-summary.txt").write_text(summary + "\n")
     print(summary)

@@ -8,6 +8,10 @@ import torch
 # Tests share the machine with other work: keep torch to one thread per worker (pytest-xdist runs two).
 torch.set_num_threads(1)
 os.environ.setdefault("SPATTERN_TEST", "1")
+# lavapipe (the CPU Vulkan driver the tests run on) compiles each SPIR-V pipeline with LLVM when a module loads; on
+# a fresh machine (cold Mesa shader cache, as in CI) that was 50 s of a 57 s resnet18 test. "nopt" skips LLVM's
+# optimization passes there (14 s); it changes how fast lavapipe's code runs, not what our module computes.
+os.environ.setdefault("GALLIVM_PERF", "nopt")
 
 
 def assert_close_to_torch(got: np.ndarray, ref: np.ndarray, rel: float = 1e-4) -> float:
