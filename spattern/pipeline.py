@@ -113,13 +113,12 @@ def _materialize(bytecode: bytes, target: str, dump_dir: Path | None) -> bytes:
     """materialize_microkernels; on any failure, its input (the module before it, bytecode) is kept and the error
     names the file and the spattern-opt command that reproduces the failure, as a failing pass's does."""
     from .microkernels.microkernel_dispatch import materialize_microkernels
+    from .passes.registry import failure_folder, repro_text
 
     try:
         return materialize_microkernels(bytecode, target)
     except Exception as e:  # noqa: BLE001 - MLIR raises its own error types; a CompileError gets the repro too
-        import tempfile
-
-        folder = dump_dir if dump_dir is not None else Path(tempfile.mkdtemp(prefix="spattern-fail-"))
+        folder = failure_folder(dump_dir)
         failing = folder / "failed-materialize-microkernels.mlirbc"
         what = f"materialize-microkernels failed for target {target!r}: {type(e).__name__}: {e}"
         try:
@@ -128,8 +127,7 @@ def _materialize(bytecode: bytes, target: str, dump_dir: Path | None) -> bytes:
             raise CompileError(f"{what}\n  (its input could not be kept in {folder}: {io_err.strerror})") from e
         cmd = shlex.join([sys.executable, "-m", "spattern.opt", f"--materialize={target}", str(failing),
                           "-o", str(folder / "materialized.mlirbc")])
-        print(f"spattern: materialize-microkernels failed; reproduce with:\n  {cmd}", file=sys.stderr)
-        raise CompileError(f"{what}\n  its input (bytecode): {failing}\n  reproduce: {cmd}") from e
+        raise CompileError(repro_text("materialize-microkernels", what, f"its input (bytecode): {failing}", cmd)) from e
 
 
 def _stage_compile(state: PipelineState) -> None:

@@ -274,6 +274,43 @@ def verify_conv2d(op: ir.Operation) -> None:
         ends = np.cumsum(groups[:, 1]) if groups.ndim == 2 and groups.shape[1] == 2 else None
         if ends is None or ends[-1] != f or not np.array_equal(groups[:, 0], np.concatenate([[0], ends[:-1]])):
             raise PatternVerifyError(f"{where}: groups must be consecutive (first, count) rows covering [0, {f})")
+    _verify_schedule_tables(op, where, f, n_kept, library.shape[0])
+
+
+def _verify_schedule_tables(op: ir.Operation, where: str, f: int, n_kept: int, n_patterns: int) -> None:
+    """The shapes and ranges of the microkernel schedule tables (filter-kernel-reorder's chunks, group-patterns'
+    runs, reuse-loads' marks, compact-weights' filter bytes). Whether their contents agree with each other is
+    lower-to-microkernels' check (a PlanError naming the table), since a hand-edited schedule may be valid."""
+    has = {name: name in op.attributes for name in ("chunk_filters", "chunk_sizes", "runs", "run_taps",
+                                                     "kernel_filter")}
+    if has["chunk_filters"] != has["chunk_sizes"]:
+        raise PatternVerifyError(f"{where}: chunk_filters and chunk_sizes come together (one without the other)")
+    if has["chunk_filters"]:
+        filters, sizes = _elements(op, "chunk_filters"), _elements(op, "chunk_sizes")
+        if filters.ndim != 1 or sizes.ndim != 1 or np.any(sizes < 1) or int(sizes.sum()) != filters.size:
+            raise PatternVerifyError(f"{where}: chunk_sizes {sizes.tolist()} must be >= 1 and add up to the "
+                                     f"{filters.size} entries of chunk_filters")
+        if filters.size and (filters.min() < 0 or filters.max() >= f):
+            raise PatternVerifyError(f"{where}: chunk_filters holds a filter outside [0, {f})")
+    n_runs = None
+    if has["runs"]:
+        runs = _elements(op, "runs")
+        if runs.ndim != 2 or runs.shape[1] != 3:
+            raise PatternVerifyError(f"{where}: runs must be [R, 3] (first kernel, pattern, count), got {runs.shape}")
+        if runs.size and (runs[:, 1].min() < 0 or runs[:, 1].max() >= n_patterns):
+            raise PatternVerifyError(f"{where}: runs name a pattern outside the library's {n_patterns} entries")
+        if runs.size and (runs[:, 0].min() < 0 or (runs[:, 0] + runs[:, 2]).max() > n_kept):
+            raise PatternVerifyError(f"{where}: runs reach past the {n_kept} kept kernels")
+        n_runs = len(runs)
+    if has["run_taps"]:
+        marks = _elements(op, "run_taps")
+        if marks.ndim != 1 or (n_runs is not None and marks.size != n_runs):
+            raise PatternVerifyError(f"{where}: run_taps must hold one mark per run ({n_runs}), got {marks.shape}")
+    if has["kernel_filter"]:
+        local = _elements(op, "kernel_filter")
+        if local.shape != (n_kept,) or (local.size and (local.min() < 0 or local.max() > 255)):
+            raise PatternVerifyError(f"{where}: kernel_filter must be one byte (0..255) per kept kernel "
+                                     f"({n_kept}), got shape {local.shape}")
 
 
 def conv2d_ops(module: ir.Module) -> list[ir.Operation]:

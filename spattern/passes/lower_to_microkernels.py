@@ -51,6 +51,7 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 from torch_mlir import ir
+from torch_mlir.dialects import arith
 
 from ..dialect.constants import constant_array
 from ..dialect.sparse_pattern import CONV2D, Conv2dInfo, conv2d_info, load_dialect
@@ -66,12 +67,10 @@ from .filter_kernel_reorder import (chunk_size, deal_filters, identity_chunks, o
 from .group_patterns import chunk_pattern_runs, runs_or_default
 from .reuse_loads import kernel_runs, tap_bits
 from .schedule import optional_table
-from .base import (PassContext, add_functions, add_pad_function, as_op, dense_constant, fresh_symbol, is_elementwise,
-                   module_symbols, ops_named, produced_by, same_value, users)
+from .base import (PassContext, add_functions, add_pad_function, as_op, dense_constant, fresh_symbol, indexing_maps,
+                   is_elementwise, module_symbols, ops_named, produced_by, same_value, users)
 
-
-
-_RELU_PREDICATES = {2, 9}  # arith.cmpf ogt, ugt
+_RELU_PREDICATES = frozenset({int(arith.CmpFPredicate.OGT), int(arith.CmpFPredicate.UGT)})
 PADDED_OUTPUT_ATTR = "spattern.padded_output"  # on a microkernel call that writes its consumer's padded input
 
 
@@ -91,11 +90,8 @@ def _identity_elementwise(op: ir.Operation, n_inputs: int, like: ir.Type) -> boo
         return False
     if list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"])) != [n_inputs, 1]:
         return False
-    rank = ir.RankedTensorType(like).rank
-    dims = ", ".join(f"d{i}" for i in range(rank))
-    identity = f"affine_map<({dims}) -> ({dims})>"
-    maps = [str(m) for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
-    return all(m == identity for m in maps) and all(o.type == like for o in op.operands[:n_inputs])
+    identity = ir.AffineMap.get_identity(ir.RankedTensorType(like).rank)
+    return all(m == identity for m in indexing_maps(op)) and all(o.type == like for o in op.operands[:n_inputs])
 
 
 def _is_zero(value: ir.Value) -> bool:

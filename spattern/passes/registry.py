@@ -126,15 +126,26 @@ def run_passes(module: ir.Module, plan: PatternPlan | None, pass_names: list[str
     return ctx
 
 
+def failure_folder(dump: Path | None) -> Path:
+    """Where a failing step keeps its input: the --dump-dir when given, else a fresh temporary folder."""
+    import tempfile
+
+    return dump if dump is not None else Path(tempfile.mkdtemp(prefix="spattern-fail-"))
+
+
+def repro_text(step: str, what: str, kept: str, cmd: str) -> str:
+    """Says on stderr how to reproduce `step`'s failure, and returns the error's text naming the kept input."""
+    print(f"spattern: {step} failed; reproduce with:\n  {cmd}", file=sys.stderr)
+    return f"{what}\n  {kept}\n  reproduce: {cmd}"
+
+
 def _failure(before: ir.Operation, ctx: PassContext, name: str, dump: Path | None,
              err: Exception) -> SpatternError:
     """The error for pass `name` failing with `err`; `before` is the module as it was before the pass. A broken
     dialect invariant stays a PatternVerifyError (as the dialect documents), anything else is a CompileError."""
-    import tempfile
-
     kind = PatternVerifyError if isinstance(err, PatternVerifyError) else CompileError
     what = f"pass {name} failed: {type(err).__name__}: {err}"
-    folder = dump if dump is not None else Path(tempfile.mkdtemp(prefix="spattern-fail-"))
+    folder = failure_folder(dump)
     failing = folder / f"failed-{name}.mlirbc"
     plan_path = None
     try:
@@ -146,5 +157,4 @@ def _failure(before: ir.Operation, ctx: PassContext, name: str, dump: Path | Non
         return kind(f"{what}\n  (its IR could not be kept in {folder}: {e}; rerun with --dump-dir DIR for each "
                     "stage's IR)")
     cmd = _repro_command(failing, name, plan_path, ctx)
-    print(f"spattern: pass {name} failed; reproduce with:\n  {cmd}", file=sys.stderr)
-    return kind(f"{what}\n  the module before {name} (bytecode): {failing}\n  reproduce: {cmd}")
+    return kind(repro_text(f"pass {name}", what, f"the module before {name} (bytecode): {failing}", cmd))
