@@ -17,7 +17,7 @@ from types import ModuleType
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from spattern.microkernels import conv1x1_abi, maxpool_abi, microkernel_abi  # noqa: E402
+from spattern.microkernels import conv1x1_abi, maxpool_abi, microkernel_abi, pattern_s8_abi  # noqa: E402
 from spattern.patterns import CANDIDATES  # noqa: E402
 
 PATTERNS_H = ROOT / "kernels" / "patterns.h"
@@ -28,6 +28,7 @@ KERNEL_ABIS: list[tuple[str, str, ModuleType, dict[str, str]]] = [
     ("pattern_conv", "SPK", microkernel_abi, {"TILE": "TILE", "CHUNK": "CHUNK"}),
     ("conv1x1", "SPG", conv1x1_abi, {"BLOCK": "BLOCK", "FBLOCK": "FBLOCK", "VBLOCK_MAX": "VBLOCK_MAX"}),
     ("maxpool2x2", "SPM", maxpool_abi, {}),
+    ("pattern_conv_s8", "SPQ", pattern_s8_abi, {"TILE": "TILE", "CHUNK": "CHUNK", "PREP_SLOTS": "PREP_SLOTS"}),
 ]
 
 
@@ -73,7 +74,7 @@ def render_abi_slots() -> str:
     """abi_slots.h: per kernel, <P>_ABI_MAGIC, its constants and the enum of its header slots <P>_H_*."""
     lines = [_generated_by("the packers in spattern/microkernels/"),
              "/* Each kernel's magic number, constants and header slots (what each slot means: the kernel's own",
-             " * header, pattern_conv.h, conv1x1.h, maxpool2x2.h). */",
+             " * header, pattern_conv.h, conv1x1.h, maxpool2x2.h, pattern_conv_s8.h). */",
              "#ifndef SPATTERN_ABI_SLOTS_H",
              "#define SPATTERN_ABI_SLOTS_H",
              ""]

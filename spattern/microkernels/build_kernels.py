@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spattern.errors import CompileError, ToolUnavailableError
-from spattern.microkernels.kernels import KERNELS
+from spattern.microkernels.kernels import KERNELS, kernel_isas
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_DIR = ROOT / "build" / "kernels"
 INSTALL_DIR = ROOT / "spattern" / "_kernels"
-ISAS = ("x86_64_avx512", "x86_64_avx2", "aarch64_neon")
 SOURCES = ("kernels/pattern_conv.c", "kernels/pattern_conv.h", "kernels/patterns.h", "kernels/conv1x1.c",
-           "kernels/conv1x1.h", "kernels/maxpool2x2.c", "kernels/maxpool2x2.h", "kernels/padded_plane.h",
+           "kernels/conv1x1.h", "kernels/maxpool2x2.c", "kernels/maxpool2x2.h", "kernels/pattern_conv_s8.c",
+           "kernels/pattern_conv_s8.h", "kernels/padded_plane.h",
            "kernels/simd.h", "kernels/sp_check.h", "kernels/abi_slots.h",
            "CMakeLists.txt")
 
@@ -76,7 +76,7 @@ def build(quiet: bool = False) -> BuildResult:
     INSTALL_DIR.mkdir(parents=True, exist_ok=True)
     objects: dict[str, Path] = {}
     for kernel in KERNELS:
-        for isa in ISAS:
+        for isa in kernel_isas(kernel):
             src = BUILD_DIR / f"{kernel}_{isa}.o"
             dst = INSTALL_DIR / src.name
             if not dst.exists() or dst.read_bytes() != src.read_bytes():

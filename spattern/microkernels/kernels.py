@@ -19,7 +19,13 @@ from spattern.errors import ConfigError, ToolUnavailableError, UnknownTargetErro
 KERNEL_DIR = Path(__file__).resolve().parents[1] / "_kernels"
 SYMBOL = "spattern_pattern_conv"
 KERNELS = {"pattern_conv": SYMBOL, "conv1x1": "spattern_conv1x1",
-           "maxpool2x2": "spattern_maxpool2x2"}  # kernel name -> C entry point
+           "maxpool2x2": "spattern_maxpool2x2",
+           "pattern_conv_s8": "spattern_pattern_conv_s8"}  # kernel name -> C entry point
+FP32_ISAS = ("x86_64_avx512", "x86_64_avx2", "aarch64_neon")
+# The int8 kernel's objects (CMakeLists.txt SPK_NAMES_pattern_conv_s8): its dot products need AVX-512 VNNI and
+# ARMv8.2 dotprod; the AVX2 object is portable C (correct, slow). An fp32 ISA name maps onto these.
+KERNEL_ISAS = {"pattern_conv_s8": ("x86_64_avx512vnni", "x86_64_avx2", "aarch64_dotprod")}
+_S8_ISA = {"x86_64_avx512": "x86_64_avx512vnni", "x86_64_avx2": "x86_64_avx2", "aarch64_neon": "aarch64_dotprod"}
 ISA_ENV = "SPATTERN_KERNEL_ISA"
 
 
@@ -34,19 +40,34 @@ class KernelObject:
 
 
 _FORMATS = {"x86_64_avx512": "embedded-elf-x86_64", "x86_64_avx2": "embedded-elf-x86_64",
-            "aarch64_neon": "embedded-elf-arm_64"}
+            "aarch64_neon": "embedded-elf-arm_64", "x86_64_avx512vnni": "embedded-elf-x86_64",
+            "aarch64_dotprod": "embedded-elf-arm_64"}
 
 
-def host_has_avx512() -> bool:
-    """True when this CPU has AVX-512F (read from /proc/cpuinfo; False where that file is absent)."""
+def kernel_isas(kernel: str) -> tuple[str, ...]:
+    """The ISAs `kernel` is built for (one object each)."""
+    return KERNEL_ISAS.get(kernel, FP32_ISAS)
+
+
+def _cpu_flags() -> set[str]:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
-                    return "avx512f" in line.split()
+                    return set(line.split())
     except OSError:
         pass
-    return False
+    return set()
+
+
+def host_has_avx512() -> bool:
+    """True when this CPU has AVX-512F (read from /proc/cpuinfo; False where that file is absent)."""
+    return "avx512f" in _cpu_flags()
+
+
+def host_has_vnni() -> bool:
+    """True when this CPU has AVX-512 VNNI and BW (what the int8 kernel's x86 object needs)."""
+    return {"avx512f", "avx512bw", "avx512_vnni"} <= _cpu_flags()
 
 
 def isa_for_target(target: str = "host") -> str:
@@ -80,6 +101,10 @@ def kernel_object(target: str = "host", kernel: str = "pattern_conv") -> KernelO
     if kernel not in KERNELS:
         raise ConfigError(f"no microkernel named {kernel!r} (have {', '.join(KERNELS)})")
     isa = isa_for_target(target)
+    if kernel in KERNEL_ISAS:
+        isa = _S8_ISA[isa]
+        if isa == "x86_64_avx512vnni" and target.lower() == "host" and not host_has_vnni():
+            isa = "x86_64_avx2"
     path = KERNEL_DIR / f"{kernel}_{isa}.o"
     manifest = KERNEL_DIR / "manifest.json"
     symbols = json.loads(manifest.read_text()).get("symbols", {}) if manifest.is_file() else {}
