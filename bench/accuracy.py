@@ -33,7 +33,7 @@ from spattern.pruning.precision import PRECISIONS  # noqa: E402
 from spattern.pruning.qgraph import build_graph  # noqa: E402
 from spattern.pruning.qreference import IntegerReference  # noqa: E402
 from spattern.pruning.quantize import FakeQuantModel, finetune_int8, quantize  # noqa: E402
-from spattern.pruning.synthetic import bn_matched_inputs, gaussian_inputs  # noqa: E402
+from spattern.pruning.synthetic import bn_matched_inputs, gaussian_inputs, synthesis_steps  # noqa: E402
 from spattern.training import accuracy, trained_model  # noqa: E402
 
 
@@ -75,9 +75,15 @@ def bench_model(name: str, task: str, quick: bool, seed: int, ft_epochs: int, lo
     (xtr, ytr), test = data.load_task(task)
     dense = accuracy(model, *test)
     rows: list[dict[str, Any]] = []
-    syn = {"n": 256, "steps": 150}
+    syn = {"n": PruneConfig().num_samples, "steps": PruneConfig().synth_steps}  # the defaults: steps is the cap
+    ran: dict[str, int] = {}
+
+    def count(done: int, total: int) -> None:
+        ran["done"] = done  # the plateau stop shrinks total to done on the last call
+
     t0 = time.perf_counter()
-    bn_imgs = bn_matched_inputs(model, (3, 32, 32), n=syn["n"], steps=syn["steps"], seed=seed, precision=precision)
+    bn_imgs = bn_matched_inputs(model, (3, 32, 32), n=syn["n"], steps=syn["steps"], seed=seed, precision=precision,
+                                on_step=count)
     t_syn = time.perf_counter() - t0
     inputs = {"bn": bn_imgs, "gaussian": gaussian_inputs((3, 32, 32), syn["n"], seed)}
 
@@ -88,7 +94,8 @@ def bench_model(name: str, task: str, quick: bool, seed: int, ft_epochs: int, lo
         log(row)
         return row
 
-    add(stage="dense", acc=dense, synthesis_s=t_syn, precision=precision)
+    add(stage="dense", acc=dense, synthesis_s=t_syn, precision=precision, synthesis_steps_ran=ran.get("done"),
+        synthesis_steps_cap=synthesis_steps(syn["n"], syn["steps"]))
     base = LayerRule()
     configs: list[tuple[str, LayerRule]] = [("patterns", base), ("conn0.5", LayerRule(connectivity=0.5))]
     for label, rule in (configs if not sweeps_only else []):

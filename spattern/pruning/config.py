@@ -18,6 +18,10 @@ from .precision import PRECISIONS
 
 QUANTIZE_MODES = ("int8",)
 
+# synth_resolution "auto": inputs larger than this are synthesised at it. The layer-wise fits only need the
+# activation statistics, which 112x112 images of a 224 model reproduce (bench/results/accuracy-vgg16-timing-*).
+AUTO_SYNTH_RESOLUTION = 112
+
 FILTER_BLOCKS_HINT = "1 (a pattern per kernel, the default), 8, 64"
 
 
@@ -89,7 +93,9 @@ class PruneConfig:
     synthetic: str = "bn"  # "bn" (BatchNorm-statistics matched) or "gaussian" (baseline only)
     num_samples: int = 256  # synthetic images
     synth_steps: int = 200
-    synth_resolution: int | None = None  # synthesise (and fit) at this size when the input is larger
+    # synthesise (and fit) at this size when the input is larger; "auto": AUTO_SYNTH_RESOLUTION (224 -> 112, a
+    # quarter of the work per step; 32x32 inputs unchanged); None: always at the input's size
+    synth_resolution: int | str | None = "auto"
     positions: int = 8192  # sampled output positions per layer for the least-squares fits
     admm_iters: int = 24
     method: str = "admm"  # "admm", "refit" (projection + least-squares refit), "magnitude" (projection only)
@@ -97,7 +103,7 @@ class PruneConfig:
     recalibrate_bn: bool = True
     # the synthesis and distillation passes: "float32", "bfloat16" (autocast; 2.5-3x faster where the CPU has
     # AVX512-BF16 / AMX, slower where it emulates it) or "auto" (bfloat16 where native); fits stay float32/64
-    precision: str = "float32"
+    precision: str = "auto"
     # the model's arithmetic after pruning: None (float32) or "int8" (per-channel int8 weights, u8 activations,
     # calibrated and recovered on the same synthetic images; DESIGN.md "int8"). Not `precision`, which is the
     # arithmetic of the synthesis passes.
@@ -145,9 +151,18 @@ class PruneConfig:
         for name in ("synth_steps", "admm_iters", "distill_steps", "quantize_distill_steps"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
-        if self.synth_resolution is not None and (not isinstance(self.synth_resolution, int)
-                                                   or self.synth_resolution < 8):
-            raise ConfigError(f"synth_resolution must be None or an integer >= 8, got {self.synth_resolution!r}")
+        if self.synth_resolution not in (None, "auto") and (isinstance(self.synth_resolution, bool)
+                                                             or not isinstance(self.synth_resolution, int)
+                                                             or self.synth_resolution < 8):
+            raise ConfigError(f"synth_resolution must be None, 'auto' or an integer >= 8, "
+                              f"got {self.synth_resolution!r}")
+
+    def synthesis_size(self, h: int, w: int) -> tuple[int, int]:
+        """The (height, width) the synthetic images have (and the fits run at) for an h x w input."""
+        size = AUTO_SYNTH_RESOLUTION if self.synth_resolution == "auto" else self.synth_resolution
+        if isinstance(size, int) and max(h, w) > size:
+            return size, size
+        return h, w
 
     def rule_for(self, name: str, in_channels: int, prunable: bool) -> LayerRule | None:
         """The rule for a module, or None when it stays dense."""

@@ -243,8 +243,7 @@ def prune(model: nn.Module, example_input: Any, config: PruneConfig | None = Non
                                                                   "precision": resolve_precision(cfg.precision)}}
     layers = []
     _, c_in, h_in, w_in = example.shape
-    if cfg.synth_resolution is not None and max(h_in, w_in) > cfg.synth_resolution:
-        h_in = w_in = cfg.synth_resolution
+    h_in, w_in = cfg.synthesis_size(h_in, w_in)
     with Progress(progress) as prog:
         t0 = time.perf_counter()
         need_data = cfg.method != "magnitude" or cfg.distill_steps > 0 or cfg.quantize is not None

@@ -85,9 +85,52 @@ def _jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 SYNTH_BATCH = 64  # images optimised together; the progress unit is one step of one such batch
 
 
+# The plateau stop: a batch whose BatchNorm-statistics loss has not improved by PLATEAU_GAIN (relative to the best
+# so far) for PLATEAU_PATIENCE steps gets PLATEAU_TAIL more steps with the learning rate decaying to zero, then
+# stops; `steps` is only a cap. Measured on vgg_small (digits, 32x32): the loss flattens well before 200 steps and
+# the later steps do not move the pruned accuracy (bench/results/prune-defaults.txt).
+PLATEAU_PATIENCE = 10
+PLATEAU_GAIN = 0.02
+PLATEAU_TAIL = 20
+SYNTH_KEY_VERSION = "v2-plateau-10-0.02-20"  # part of the cache key: images made under another rule are not reused
+
+
 def synthesis_steps(n: int, steps: int, batch: int = SYNTH_BATCH) -> int:
-    """Optimiser steps bn_matched_inputs takes for n images (its progress total, cached or not)."""
+    """The most optimiser steps bn_matched_inputs takes for n images (its progress total before it starts; the
+    plateau stop can end each batch earlier, and then the total shrinks to what ran)."""
     return math.ceil(n / batch) * steps
+
+
+class PlateauStop:
+    """Decides when a batch's optimisation stops: feed it the BatchNorm-statistics loss after every step.
+    `lr_scale()` is the factor on the scheduled learning rate (1 until the tail, then decaying linearly)."""
+
+    def __init__(self, cap: int, patience: int = PLATEAU_PATIENCE, gain: float = PLATEAU_GAIN,
+                 tail: int = PLATEAU_TAIL):
+        self.cap, self.patience, self.gain, self.tail = cap, patience, gain, tail
+        self.best = math.inf
+        self.stale = 0
+        self.tail_left: int | None = None  # None: not in the tail yet
+        self.steps = 0
+
+    def update(self, loss: float) -> None:
+        self.steps += 1
+        if self.tail_left is not None:
+            self.tail_left -= 1
+            return
+        if loss < self.best * (1.0 - self.gain):
+            self.best, self.stale = loss, 0
+        else:
+            self.best = min(self.best, loss)
+            self.stale += 1
+            if self.stale >= self.patience:
+                self.tail_left = self.tail
+
+    def lr_scale(self) -> float:
+        return 1.0 if self.tail_left is None else max(self.tail_left, 0) / (self.tail + 1)
+
+    def done(self) -> bool:
+        return self.steps >= self.cap or (self.tail_left is not None and self.tail_left <= 0)
 
 
 def bn_matched_inputs(model: nn.Module, shape: tuple[int, int, int], n: int = 256, steps: int = 200, seed: int = 0,
@@ -103,10 +146,13 @@ def bn_matched_inputs(model: nn.Module, shape: tuple[int, int, int], n: int = 25
     class-balanced logit term with the image prior only.
     precision: the network passes' precision ("float32", "bfloat16", "auto"; see precision.py); the images and
     the statistics stay float32.
-    `on_step(done, total)` reports progress."""
+    steps: the cap per batch; each batch stops earlier once its BatchNorm-statistics loss plateaus (PlateauStop).
+    `on_step(done, total)` reports progress; when a batch stops early the total shrinks by the steps it skipped,
+    so the last call always has done == total."""
     bns = _bn_layers(model)
     precision = resolve_precision(precision)
-    key_src = f"{model_digest(model)}|{shape}|{n}|{steps}|{seed}|{lr}|{tv_weight}|{l2_weight}|{logit_weight}|{batch}|v1"
+    key_src = (f"{model_digest(model)}|{shape}|{n}|{steps}|{seed}|{lr}|{tv_weight}|{l2_weight}|{logit_weight}|"
+               f"{batch}|{SYNTH_KEY_VERSION}")
     if precision != "float32":  # float32 keeps the keys images were cached under before precision existed
         key_src += f"|{precision}"
     key = hashlib.sha256(key_src.encode()).hexdigest()[:32]
@@ -115,9 +161,11 @@ def bn_matched_inputs(model: nn.Module, shape: tuple[int, int, int], n: int = 25
         from safetensors.torch import load_file
 
         try:
-            images = load_file(str(path))["images"]
+            saved = load_file(str(path))
+            images = saved["images"]
+            ran = int(saved["steps"]) if "steps" in saved else synthesis_steps(n, steps, batch)
             if on_step is not None:  # a cache hit counts the same unit as a fresh run: all its steps are done
-                on_step(synthesis_steps(n, steps, batch), synthesis_steps(n, steps, batch))
+                on_step(ran, ran)
             return images
         except Exception:  # a corrupt cache entry is rebuilt, never trusted
             path.unlink(missing_ok=True)
@@ -137,14 +185,16 @@ def bn_matched_inputs(model: nn.Module, shape: tuple[int, int, int], n: int = 25
 
     def hook_for(i: int) -> Callable[..., None]:
         def hook(mod: nn.BatchNorm2d, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-            x = inp[0].float()
-            stats.append((i, x.mean(dim=(0, 2, 3)), x.var(dim=(0, 2, 3), unbiased=False)))
+            # one fused pass for both moments (half the reads of mean() then var() over the activations)
+            var, mean = torch.var_mean(inp[0].float(), dim=(0, 2, 3), unbiased=False)
+            stats.append((i, mean, var))
         return hook
 
     handles = [m.register_forward_hook(hook_for(i)) for i, m in enumerate(bns)]
     refs = [(m.running_mean.detach().clone(), m.running_var.detach().clone()) for m in bns]
     gen = torch.Generator().manual_seed(seed)
     out = []
+    done = 0
     try:
         n_batches = math.ceil(n / batch)
         total = n_batches * steps
@@ -155,25 +205,39 @@ def bn_matched_inputs(model: nn.Module, shape: tuple[int, int, int], n: int = 25
             opt = torch.optim.Adam([x], lr=lr, betas=(0.5, 0.9))
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
             targets = None
-            for s in range(steps):
+            stop = PlateauStop(steps)
+            tail_lrs: list[float] | None = None
+            while steps > 0 and not stop.done():
                 stats.clear()
                 with network_precision(precision):
                     logits = model(channels_last(_jitter(x, gen))).float()
                 if targets is None and logits.dim() == 2:
                     targets = (torch.arange(nb) + b * batch) % logits.shape[1]
-                loss = tv_weight * _tv(x) * x.shape[-1] ** 2 / 1024 + l2_weight * x.pow(2).mean()
+                bn_loss = x.new_zeros(())
                 for i, mu, var in stats:
                     rm, rv = refs[i]
-                    loss = loss + torch.norm(mu - rm) / (torch.norm(rm) + 1e-3 * math.sqrt(rm.numel()) + 1e-8) \
+                    bn_loss = bn_loss + torch.norm(mu - rm) / (torch.norm(rm) + 1e-3 * math.sqrt(rm.numel()) + 1e-8) \
                         + torch.norm(var - rv) / (torch.norm(rv) + 1e-8)
+                loss = tv_weight * _tv(x) * x.shape[-1] ** 2 / 1024 + l2_weight * x.pow(2).mean() + bn_loss
                 if targets is not None and (logit_weight > 0 or not bns):
                     loss = loss + (logit_weight if bns else 1.0) * F.cross_entropy(logits, targets)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                sched.step()
+                # without BatchNorm there is no statistics loss to plateau: the logit loss stands in
+                stop.update(float(bn_loss.detach()) if bns else float(loss.detach()))
+                if stop.tail_left is None:
+                    sched.step()
+                else:  # the tail: the rate the cosine schedule had reached, decaying linearly to zero
+                    if tail_lrs is None:
+                        tail_lrs = [g["lr"] for g in opt.param_groups]
+                    for g, lr0 in zip(opt.param_groups, tail_lrs):
+                        g["lr"] = lr0 * stop.lr_scale()
+                done += 1
+                if stop.done():
+                    total -= steps - stop.steps  # the skipped steps leave the total: progress ends at done == total
                 if on_step is not None:
-                    on_step(b * steps + s + 1, total)
+                    on_step(done, total)
             out.append(x.detach())
     finally:
         for h in handles:
@@ -185,5 +249,5 @@ def bn_matched_inputs(model: nn.Module, shape: tuple[int, int, int], n: int = 25
     if use_cache:
         from safetensors.torch import save
 
-        atomic_write_bytes(path, save({"images": images}))
+        atomic_write_bytes(path, save({"images": images, "steps": torch.tensor(done)}))
     return images
