@@ -127,9 +127,8 @@ def prune(
                                                       "(about 1/16 of the default synthesis work); its accuracy "
                                                       "cost is not yet measured with bench/accuracy.py"),
     connectivity: Optional[float] = typer.Option(None, help="shortcut: fraction of kernels removed in every layer"),
-    precision: Optional[str] = typer.Option(None, help="synthesis and distillation passes: auto (the default: "
-                                            "bfloat16 where the CPU has AVX512-BF16 / AMX, 2.5-3x faster there; "
-                                            "float32 elsewhere), float32 or bfloat16"),
+    precision: Optional[str] = typer.Option(None, help="synthesis and distillation passes: float32 (default), "
+                                            "bfloat16 (2.5-3x faster on CPUs with AVX512-BF16 / AMX) or auto"),
     quantize: Optional[str] = typer.Option(None, help="int8: per-channel int8 weights and u8 activations, "
                                            "calibrated and recovered on the same synthetic images (the plan "
                                            "holds the scales); default float32"),

@@ -73,7 +73,7 @@ def test_cache_key_carries_the_stopping_rule(tmp_path, monkeypatch):
 
 def test_auto_synthesis_resolution():
     cfg = PruneConfig()
-    assert cfg.synth_resolution == "auto" and cfg.precision == "auto"
+    assert cfg.synth_resolution == "auto"
     assert cfg.synthesis_size(224, 224) == (112, 112)
     assert cfg.synthesis_size(32, 32) == (32, 32) and cfg.synthesis_size(112, 112) == (112, 112)
     assert PruneConfig(synth_resolution=None).synthesis_size(224, 224) == (224, 224)
