@@ -92,19 +92,14 @@ def consumer_pads(n: int, c: int, h: int, w: int, stride: int, padding: int) -> 
     return ConvGeometry(n, c, h, w, 1, stride, padding).pads()
 
 
-@dataclass(frozen=True)
-class PackedConv:
-    """The microkernel's operands for one conv: f32 weights [4K + F], i32 table, and the call's geometry."""
+class ConvOperandShapes:
+    """The buffer shapes of a packed 3x3 pattern conv (fp32 PackedConv, int8 PackedConvS8): from its geometry,
+    kept kernels and the output / residual paddings."""
 
     geometry: ConvGeometry
-    weights: np.ndarray
-    table: np.ndarray
-    workgroups: int
-    relu: bool
     kept_kernels: int
-    residual: bool = False  # the kernel adds a residual [N, F, Ho, Wo] (its own operand) before the ReLU
-    out_pad: tuple[int, int, int, int] = (0, 0, 0, 0)  # zeros written around the output: top, bottom, left, right
-    res_pad: tuple[int, int, int, int] = (0, 0, 0, 0)  # the residual's padding (another conv's padded output)
+    out_pad: tuple[int, int, int, int]
+    res_pad: tuple[int, int, int, int]
 
     @property
     def out_shape(self) -> tuple[int, int, int, int]:
@@ -130,6 +125,31 @@ class PackedConv:
         """Multiply-adds the layer really needs: 4 per kept kernel per output position."""
         g = self.geometry
         return 4 * self.kept_kernels * g.n * g.ho * g.wo
+
+
+def split_tiles(geo: ConvGeometry, nchunks: int, workgroups: int) -> tuple[int, int]:
+    """(groups of tiles per image, tiles per group): about `workgroups` workgroups of (image, group, chunk) in all,
+    every tile in one group and no group empty."""
+    ntiles = geo.ntiles()
+    per_image = max(1, math.ceil(workgroups / (geo.n * nchunks)))
+    ngroups = min(ntiles, per_image)
+    tpg = math.ceil(ntiles / ngroups)
+    return math.ceil(ntiles / tpg), tpg
+
+
+@dataclass(frozen=True)
+class PackedConv(ConvOperandShapes):
+    """The microkernel's operands for one conv: f32 weights [4K + F], i32 table, and the call's geometry."""
+
+    geometry: ConvGeometry
+    weights: np.ndarray
+    table: np.ndarray
+    workgroups: int
+    relu: bool
+    kept_kernels: int
+    residual: bool = False  # the kernel adds a residual [N, F, Ho, Wo] (its own operand) before the ReLU
+    out_pad: tuple[int, int, int, int] = (0, 0, 0, 0)  # zeros written around the output: top, bottom, left, right
+    res_pad: tuple[int, int, int, int] = (0, 0, 0, 0)  # the residual's padding (another conv's padded output)
 
 
 @dataclass(frozen=True)
@@ -205,10 +225,7 @@ def pack_conv(weight: np.ndarray, schedule: ConvSchedule, bias: np.ndarray | Non
     run_start = np.searchsorted(group[run_first], np.arange(nch * c + 1), side="left").astype(np.int32)
 
     ntiles = geo.ntiles()
-    per_image = max(1, math.ceil(workgroups / (geo.n * nch)))
-    ngroups = min(ntiles, per_image)
-    tpg = math.ceil(ntiles / ngroups)
-    ngroups = math.ceil(ntiles / tpg)
+    ngroups, tpg = split_tiles(geo, nch, workgroups)
 
     fidx = np.asarray(schedule.kernel_filter, dtype=np.int64).astype(np.uint8)
     parts = [_as_words(fidx), run_start, run_pid, run_k, chunk_fil.reshape(-1), chunk_nf]

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from spattern.errors import ConfigError, PlanError
-from spattern.microkernels.microkernel_abi import (DEFAULT_WORKGROUPS, ConvGeometry, KernelLibrary, _as_words,
-                                                   header_words, padded_plane_slots, padded_shape)
+from spattern.microkernels.microkernel_abi import (DEFAULT_WORKGROUPS, ConvGeometry, ConvOperandShapes, KernelLibrary,
+                                                   _as_words, header_words, padded_plane_slots, split_tiles)
 from spattern.patterns import CANDIDATES
 
 ABI_MAGIC = 0x53505138  # "SPQ8"
@@ -57,7 +57,7 @@ class ResidualAdd:
 
 
 @dataclass(frozen=True)
-class PackedConvS8:
+class PackedConvS8(ConvOperandShapes):
     """The int8 kernel's operands: i32 words (kernel weight words, then bias, wsum and the float32 multipliers
     per filter), the i32 table and the call's geometry."""
 
@@ -70,28 +70,6 @@ class PackedConvS8:
     residual: ResidualAdd | None = None
     out_pad: tuple[int, int, int, int] = (0, 0, 0, 0)
     res_pad: tuple[int, int, int, int] = (0, 0, 0, 0)
-
-    @property
-    def out_shape(self) -> tuple[int, int, int, int]:
-        g = self.geometry
-        return g.n, g.f, g.ho, g.wo
-
-    @property
-    def out_buffer_shape(self) -> tuple[int, int, int, int]:
-        return padded_shape(self.out_shape, self.out_pad)
-
-    @property
-    def res_buffer_shape(self) -> tuple[int, int, int, int]:
-        return padded_shape(self.out_shape, self.res_pad)
-
-    @property
-    def padded_in_shape(self) -> tuple[int, int, int, int]:
-        g = self.geometry
-        return g.n, g.c, g.hp, g.wp
-
-    def useful_macs(self) -> int:
-        g = self.geometry
-        return 4 * self.kept_kernels * g.n * g.ho * g.wo
 
 
 def default_chunks(f: int) -> tuple[np.ndarray, ...]:
@@ -190,10 +168,7 @@ def pack_conv_s8(w_q: np.ndarray, bias_q: np.ndarray, requant: np.ndarray, input
 
     nblocks = len(blk_slot) - 1
     ntiles = geo.ntiles()
-    per_image = max(1, math.ceil(workgroups / (geo.n * len(chunks))))
-    ngroups = min(ntiles, per_image)
-    tpg = math.ceil(ntiles / ngroups)
-    ngroups = math.ceil(ntiles / tpg)
+    ngroups, tpg = split_tiles(geo, len(chunks), workgroups)
     parts = [chunk_fil.reshape(-1), chunk_nf, np.asarray(chunk_blk, np.int32), np.asarray(blk_slot, np.int32),
              np.asarray(slot_ch, np.int32), np.asarray(slot_pid, np.int32), np.asarray(fk_start, np.int32),
              _as_words(np.asarray(kslot, dtype=np.uint8))]
