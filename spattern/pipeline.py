@@ -74,9 +74,10 @@ def _microkernels_available(target: Target) -> bool:
 
 
 def _stage_passes(state: PipelineState) -> None:
-    """The target's pre-passes (every model, dense too), then, with a plan, the plan's pass pipeline."""
-    pre = list(state.target.pre_passes)
-    if state.plan is None and not pre:
+    """The target's pre-passes (every model, dense too), then, with a plan, the plan's pass pipeline, then the
+    target's post-passes (every model)."""
+    pre, post = list(state.target.pre_passes), list(state.target.post_passes)
+    if state.plan is None and not pre and not post:
         return
     from .passes.registry import default_pipeline, run_passes
 
@@ -84,8 +85,9 @@ def _stage_passes(state: PipelineState) -> None:
     if state.plan is not None:
         lowering = resolve_lowering(state)
         chosen = state.passes if state.passes is not None else default_pipeline(lowering)
-        names += [n for n in chosen if n not in pre]
+        names += [n for n in chosen if n not in pre and n not in post]
         state.info["lowering"] = lowering
+    names += post
     state.info["passes"] = list(names)
     ctx = run_passes(state.module, state.plan, names, dump_dir=state.dump_dir,
                      mmt4d_tile=state.target.mmt4d_tile)

@@ -29,9 +29,15 @@ REGRESSION_SEEDS = {
     1020: "unet with its decoder declared first, pruned by spattern.prune: synthetic images matched BatchNorm "
           "statistics by module order, a size mismatch in bn_matched_inputs (tests/test_synthetic_bn_order.py)",
 }
+# The same, for bugs that only Vulkan showed.
+VULKAN_REGRESSION_SEEDS = {
+    1055: "res-1x1s1-actadd -> dil2: IREE's SPIR-V codegen stored the pattern conv's output 2 floats left into the "
+          "dilated conv's pad-2 buffer (68 wide: vec4 rows); fixed by the pad-source-barrier post-pass",
+    2007: "unet-s2-bilinear -> dil2: the same misaligned store, from the U-Net decoder's pattern conv",
+}
 HOST_SEEDS = list(range(40)) + sorted(REGRESSION_SEEDS)
 ARM64_SEEDS = HOST_SEEDS[0::3][:12]
-VULKAN_SEEDS = HOST_SEEDS[1::3][:12]
+VULKAN_SEEDS = HOST_SEEDS[1::3][:12] + sorted(VULKAN_REGRESSION_SEEDS)
 
 _CASES: dict[int, PrunedCase] = {}
 

@@ -184,7 +184,7 @@ def test_upstream_iree_depthwise_conv_on_vulkan_races_without_the_rewrite(stride
     from spattern.passes.registry import run_passes
 
     model, x, ref = _depthwise(8, 16, stride, 1, False)
-    raw = dataclasses.replace(get_target("vulkan"), pre_passes=())
+    raw = dataclasses.replace(get_target("vulkan"), pre_passes=(), post_passes=())
     module = export_to_linalg(model, [x])
     assert _conv_dispatch_output_maps(module_to_bytecode(module), raw, tmp_path / "raw") == [
         "affine_map<(d0, d1, d2, d3, d4) -> (d2, d0, d1)>"]
@@ -200,6 +200,84 @@ def test_upstream_iree_depthwise_conv_on_vulkan_races_without_the_rewrite(stride
     print(f"raw IREE vulkan depthwise stride {stride}: max abs err {err:.3g} (tolerance {tol:.3g})")
     if err > tol:
         pytest.xfail(f"upstream IREE race on the NCHW depthwise conv: max abs err {err:.3g} > {tol:.3g}")
+
+
+class _ScaledReluPad(torch.nn.Module):
+    """An elementwise op whose output is padded: IREE fuses the pad into the op's dispatch (issue 19)."""
+
+    def __init__(self, pad: tuple[int, ...]):
+        super().__init__()
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.pad(torch.relu(x) * 1.5, self.pad)
+
+
+# (input width, pad (left, right, top, bottom), whether pad-source-barrier isolates it): a low width pad of 2, 6,
+# 10 ... into rows that are whole vec4s is stored misaligned by IREE's SPIR-V codegen; odd pads, rows that are
+# not whole vec4s and pads of the height alone are stored right and are left alone.
+PAD_CASES = [(16, (2, 2, 2, 2), True), (16, (6, 2, 1, 1), True), (12, (2, 2, 0, 0), True), (16, (1, 1, 1, 1), False),
+             (14, (1, 1, 1, 1), False), (16, (3, 3, 3, 3), False), (14, (2, 2, 2, 2), False),
+             (16, (0, 0, 2, 2), False)]
+
+
+def _pad_case(width: int, pad: tuple[int, ...]):
+    torch.manual_seed(0)
+    model, x = _ScaledReluPad(pad).eval(), torch.randn(1, 6, 16, width)
+    with torch.no_grad():
+        return model, x, model(x).numpy()
+
+
+@pytest.mark.parametrize("case", PAD_CASES, ids=lambda c: f"w{c[0]}-pad{'-'.join(map(str, c[1]))}")
+def test_padded_elementwise_output_on_vulkan_matches_pytorch(case):
+    require("vulkan")
+    width, pad, isolated = case
+    model, x, ref = _pad_case(width, pad)
+    compiled = spattern.compile(model, x, target="vulkan")
+    assert compiled.info["pass_stats"]["pad-source-barrier"] == ({"rewritten": 1, "skipped": 0} if isolated else
+                                                                 {"rewritten": 0, "skipped": 0})
+    (got,) = compiled.run(x)
+    err, tol = max_err(got, ref)
+    print(f"vulkan pad {case}: max abs err {err:.3g} (tolerance {tol:.3g})")
+    assert err <= tol
+
+
+def test_pattern_conv_before_a_dilated_conv_on_vulkan_matches_pytorch():
+    """Generated models 1055 and 2007, reduced: a pattern conv with a bias (IREE moves the bias add into a
+    dispatch of its own, which takes the next conv's pad) before a dilated conv (pad 2)."""
+    from spattern.testing import random_plan_for
+
+    require("vulkan")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(16, 16, 3, padding=1),
+                                torch.nn.Conv2d(16, 16, 3, padding=2, dilation=2)).eval()
+    x = torch.randn(1, 16, 16, 16)
+    pruned, plan = random_plan_for(model, 1, 0.0, example_input=x)
+    assert [layer.name for layer in plan.layers] == ["0"]
+    with torch.no_grad():
+        ref = pruned(x).numpy()
+    compiled = spattern.compile(pruned, x, target="vulkan", plan=plan)
+    assert compiled.info["pass_stats"]["pad-source-barrier"]["rewritten"] == 1
+    (got,) = compiled.run(x)
+    err, tol = max_err(got, ref)
+    assert err <= tol, f"max abs err {err:.3g} > {tol:.3g}"
+
+
+def test_upstream_iree_vulkan_stores_a_pad_2_interior_misaligned_without_the_barrier():
+    """The upstream behaviour, kept visible (issue 19): without the post-pass, the interior of a width pad of 2
+    comes back shifted 2 columns left. It xfails while that is so; if it passes, IREE may have fixed the
+    store and the post-pass could go (check the other cases of PAD_CASES and a real GPU first)."""
+    import dataclasses
+
+    require("vulkan")
+    model, x, ref = _pad_case(16, (2, 2, 2, 2))
+    raw = dataclasses.replace(get_target("vulkan"), post_passes=())
+    (got,) = spattern.compile(model, x, target=raw).run(x)
+    err, tol = max_err(got, ref)
+    print(f"raw IREE vulkan pad 2: max abs err {err:.3g} (tolerance {tol:.3g})")
+    if err > tol:
+        np.testing.assert_allclose(got[..., 2:-2, 2:-4], ref[..., 2:-2, 4:-2], atol=tol)  # the 2-column shift
+        pytest.xfail(f"upstream IREE misaligned vec4 store into a pad's interior: max abs err {err:.3g} > {tol:.3g}")
 
 
 @pytest.mark.parametrize("target", ["vulkan-adreno", "vulkan-mali"])

@@ -34,6 +34,7 @@ from .lower_linear_to_microkernels import LowerLinearToMicrokernels
 from .lower_pool_to_microkernels import LowerPoolToMicrokernels
 from .lower_to_linalg import LowerToLinalg
 from .lower_to_microkernels import LowerToMicrokernels
+from .pad_source_barrier import PadSourceBarrier
 from .pool_to_channels_last import PoolToChannelsLast
 from .reuse_loads import ReuseLoads
 from .strided_1x1_to_slice import Strided1x1ToSlice
@@ -50,6 +51,7 @@ PASSES: dict[str, Callable[[], Pass]] = {
     DepthwiseConvToGeneric.name: DepthwiseConvToGeneric,
     Strided1x1ToSlice.name: Strided1x1ToSlice,
     PoolToChannelsLast.name: PoolToChannelsLast,
+    PadSourceBarrier.name: PadSourceBarrier,
     Dense3x3ToPatterns.name: Dense3x3ToPatterns,
     Conv1x1ToMatmul.name: Conv1x1ToMatmul,
     Lower1x1ToMicrokernels.name: Lower1x1ToMicrokernels,

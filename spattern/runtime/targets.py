@@ -35,6 +35,9 @@ class Target:
     # spattern passes run on every compile for this target (dense models too), before a plan's passes: rewrites
     # of IR that the target's IREE codegen gets wrong.
     pre_passes: tuple[str, ...] = field(default=())
+    # spattern passes run on every compile for this target after the plan's passes (so on the IR our lowering
+    # wrote too): rewrites of IR that the target's IREE codegen gets wrong.
+    post_passes: tuple[str, ...] = field(default=())
 
     @property
     def is_cpu(self) -> bool:
@@ -65,6 +68,9 @@ _VULKAN = "--iree-hal-target-backends=vulkan-spirv"
 _CPU_PRE_PASSES = ("strided-1x1-to-slice",)
 # IREE's SPIR-V codegen races on NCHW depthwise convs (issue 7; see spattern/passes/depthwise_conv_to_generic.py).
 _VULKAN_PRE_PASSES = ("depthwise-conv-to-generic",)
+# IREE's SPIR-V codegen stores a pad's interior 2 floats off when the padded rows are whole vec4s (issue 19;
+# see spattern/passes/pad_source_barrier.py).
+_VULKAN_POST_PASSES = ("pad-source-barrier",)
 
 TARGETS: dict[str, Target] = {
     t.name: t
@@ -106,6 +112,7 @@ TARGETS: dict[str, Target] = {
             driver="vulkan",
             runner="python",
             pre_passes=_VULKAN_PRE_PASSES,
+            post_passes=_VULKAN_POST_PASSES,
         ),
         Target(
             "vulkan-adreno",
@@ -114,6 +121,7 @@ TARGETS: dict[str, Target] = {
             driver="vulkan",
             runner="python",
             pre_passes=_VULKAN_PRE_PASSES,
+            post_passes=_VULKAN_POST_PASSES,
         ),
         Target(
             "vulkan-mali",
@@ -122,6 +130,7 @@ TARGETS: dict[str, Target] = {
             driver="vulkan",
             runner="python",
             pre_passes=_VULKAN_PRE_PASSES,
+            post_passes=_VULKAN_POST_PASSES,
         ),
     ]
 }
