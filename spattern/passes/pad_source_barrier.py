@@ -32,11 +32,7 @@ VECTOR_BYTES = 16  # the SPIR-V backend's widest storage vector: vector<4xf32>
 
 
 def _element_bytes(element: ir.Type) -> int | None:
-    width = getattr(element, "width", None)
-    if width is None:
-        for kind, bits in ((ir.F32Type, 32), (ir.F16Type, 16), (ir.BF16Type, 16), (ir.F64Type, 64)):
-            if isinstance(element, kind):
-                width = bits
+    width = getattr(element, "width", None)  # float and integer types have it; index and others do not
     return None if width is None or width % 8 else width // 8
 
 
